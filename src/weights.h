@@ -35,6 +35,8 @@ struct weights {
     char *metadata_json;              /* safetensors __metadata__ as a JSON object text, or NULL */
     char sha256[65];                  /* of the whole file */
     char format[16];                  /* "safetensors" or "pth" */
+    int *by_name;                     /* internal: tensor indices sorted by name for
+                                         weights_find, or NULL (then a linear search) */
 };
 
 /* Load a checkpoint; the format is detected from the content (safetensors header or zip magic).
@@ -48,6 +50,12 @@ enum wv_status weights_parse_safetensors(const uint8_t *data, size_t len, struct
 enum wv_status weights_parse_pth(const uint8_t *data, size_t len, struct weights **out);
 
 void weights_free(struct weights *w);
+
+/* Short dtype name as safetensors spells it ("F32", "BF16", ...). */
+const char *weights_dtype_name(enum weights_dtype d);
+
+/* Total number of elements over all tensors. */
+long long weights_numel_total(const struct weights *w);
 
 /* Tensor by exact name, NULL if absent (no error recorded). */
 const struct weight_tensor *weights_find(const struct weights *w, const char *name);
