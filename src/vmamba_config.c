@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #define NAME_MAX_LEN 512
 
 /* v0-era spelling of a canonical name (VMAMBA_SPEC.md §5), or 0 when it has none. */
@@ -326,4 +328,33 @@ void vmamba_config_describe(const struct vmamba_config *c, char *buf, size_t len
              c->dt_rank[0], c->dt_rank[1], c->dt_rank[2], c->dt_rank[3],
              c->dims[0] ? (double)c->mlp_hidden[0] / c->dims[0] : 0.0, c->conv_bias ? "yes" : "no",
              c->num_classes, c->n_params);
+}
+
+static void add_ints(cJSON *o, const char *key, const int *v)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, key);
+    for (int i = 0; a && i < VMAMBA_STAGES; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+}
+
+char *vmamba_config_json(const struct vmamba_config *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *txt = NULL;
+    if (o) {
+        cJSON_AddStringToObject(o, "family", c->family == VMAMBA_V2 ? "v2" : "v0");
+        add_ints(o, "dims", c->dims);
+        add_ints(o, "depths", c->depths);
+        add_ints(o, "d_inner", c->d_inner);
+        add_ints(o, "dt_rank", c->dt_rank);
+        cJSON_AddNumberToObject(o, "d_state", c->d_state);
+        add_ints(o, "mlp_hidden", c->mlp_hidden);
+        cJSON_AddBoolToObject(o, "conv_bias", c->conv_bias);
+        cJSON_AddNumberToObject(o, "num_classes", c->num_classes);
+        cJSON_AddNumberToObject(o, "ssm_ratio", c->ssm_ratio);
+        cJSON_AddNumberToObject(o, "n_params", (double)c->n_params);
+        txt = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+    }
+    if (!txt) error_set(WV_ENOMEM, "out of memory for the configuration JSON");
+    return txt;
 }

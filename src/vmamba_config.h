@@ -47,4 +47,9 @@ const struct weight_tensor *vmamba_tensor(const struct weights *w, const char *p
 /* One-line human description: "v2 dims 96/192/384/768 depths 2/2/8/2 d_state 1 ssm_ratio 1.0 ..." */
 void vmamba_config_describe(const struct vmamba_config *cfg, char *buf, size_t len);
 
+/* The configuration as a JSON object text (malloc'ed, caller frees; NULL + WV_ENOMEM on failure):
+ * {"family":"v2","dims":[..],"depths":[..],"d_inner":[..],"dt_rank":[..],"d_state":N,
+ *  "mlp_hidden":[..],"conv_bias":false,"num_classes":K,"ssm_ratio":1.0,"n_params":P}. */
+char *vmamba_config_json(const struct vmamba_config *cfg);
+
 #endif
