@@ -181,6 +181,92 @@ static enum wv_status sanity_read(struct slide *s)
     return st;
 }
 
+
+/* ---- why OpenSlide refused a TIFF ------------------------------------------------------------- */
+
+static uint64_t rd_u(const uint8_t *p, int n, int big)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)p[big ? n - 1 - i : i] << (8 * (big ? i : i));
+    return v;
+}
+
+/* Bytes per value of a TIFF field type (0 for unknown types). */
+static int tiff_type_size(unsigned t)
+{
+    switch (t) {
+    case 1: case 2: case 6: case 7: return 1;         /* BYTE ASCII SBYTE UNDEFINED */
+    case 3: case 8: return 2;                         /* SHORT SSHORT */
+    case 4: case 9: case 11: case 13: return 4;       /* LONG SLONG FLOAT IFD */
+    case 5: case 10: case 12: case 16: case 17: case 18: return 8; /* RATIONAL… LONG8 IFD8 */
+    }
+    return 0;
+}
+
+/* When openslide_open returned NULL: if the file is a TIFF, walk its directory chain and say
+ * whether it is cut short (a truncated copy of a good slide fails here: SVS files keep their
+ * directories after the tile data). Records the message and returns the status; WV_OK when the
+ * file is not a TIFF or its structure looks whole (the caller then says "not supported"). */
+static enum wv_status explain_tiff(const char *path, int *is_tiff)
+{
+    *is_tiff = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return WV_OK;
+    enum wv_status st = WV_OK;
+    uint8_t h[16];
+    fseeko(f, 0, SEEK_END);
+    uint64_t size = (uint64_t)ftello(f);
+    fseeko(f, 0, SEEK_SET);
+    if (fread(h, 1, 16, f) < 8) goto done;
+    int big = 0, bigtiff = 0;
+    if (h[0] == 'I' && h[1] == 'I') big = 0;
+    else if (h[0] == 'M' && h[1] == 'M') big = 1;
+    else goto done;
+    unsigned magic = (unsigned)rd_u(h + 2, 2, big);
+    if (magic == 43) bigtiff = 1;
+    else if (magic != 42) goto done;
+    *is_tiff = 1;
+    uint64_t off = bigtiff ? rd_u(h + 8, 8, big) : rd_u(h + 4, 4, big);
+    int cnt_sz = bigtiff ? 8 : 2, ent_sz = bigtiff ? 20 : 12, off_sz = bigtiff ? 8 : 4;
+    for (int dir = 0; off != 0 && dir < 10000; dir++) {
+        uint8_t buf[20];
+        if (off + (uint64_t)cnt_sz > size || fseeko(f, (off_t)off, SEEK_SET) ||
+            fread(buf, 1, (size_t)cnt_sz, f) != (size_t)cnt_sz) {
+            st = error_set(WV_EFORMAT, "truncated TIFF: directory %d at byte %llu is past the end "
+                           "of the file (%llu bytes)", dir, (unsigned long long)off,
+                           (unsigned long long)size);
+            goto done;
+        }
+        uint64_t n = rd_u(buf, cnt_sz, big);
+        if (off + cnt_sz + n * ent_sz + off_sz > size) {
+            st = error_set(WV_EFORMAT, "truncated TIFF: directory %d (%llu entries at byte %llu) "
+                           "runs past the end of the file (%llu bytes)", dir, (unsigned long long)n,
+                           (unsigned long long)off, (unsigned long long)size);
+            goto done;
+        }
+        for (uint64_t e = 0; e < n; e++) {
+            if (fread(buf, 1, (size_t)ent_sz, f) != (size_t)ent_sz) goto done;
+            unsigned tag = (unsigned)rd_u(buf, 2, big), type = (unsigned)rd_u(buf + 2, 2, big);
+            uint64_t count = bigtiff ? rd_u(buf + 4, 8, big) : rd_u(buf + 4, 4, big);
+            uint64_t bytes = count * (uint64_t)tiff_type_size(type);
+            if (bytes <= (uint64_t)off_sz) continue; /* value stored inline */
+            uint64_t voff = bigtiff ? rd_u(buf + 12, 8, big) : rd_u(buf + 8, 4, big);
+            if (voff + bytes > size) {
+                st = error_set(WV_EFORMAT, "truncated TIFF: directory %d, tag %u: data at bytes "
+                               "%llu..%llu is past the end of the file (%llu bytes)", dir, tag,
+                               (unsigned long long)voff, (unsigned long long)(voff + bytes),
+                               (unsigned long long)size);
+                goto done;
+            }
+        }
+        if (fread(buf, 1, (size_t)off_sz, f) != (size_t)off_sz) goto done;
+        off = rd_u(buf, off_sz, big);
+    }
+done:
+    fclose(f);
+    return st;
+}
+
 enum wv_status slide_open(const char *path, struct slide **out)
 {
     *out = NULL;
@@ -194,6 +280,12 @@ enum wv_status slide_open(const char *path, struct slide **out)
         if (vendor)
             return error_set(WV_EFORMAT, "looks like a %s slide but cannot be opened (corrupt "
                                          "or unsupported variant)", vendor);
+        int is_tiff;
+        if ((st = explain_tiff(path, &is_tiff)) != WV_OK) return st;
+        if (is_tiff)
+            return error_set(WV_EUNSUPPORTED, "not a supported slide format (a TIFF, but no "
+                             "OpenSlide format accepts its layout; whole-slide TIFFs are tiled "
+                             "pyramids)");
         return error_set(WV_EUNSUPPORTED, "not a supported slide format");
     }
     const char *oerr = openslide_get_error(osr);

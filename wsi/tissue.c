@@ -16,7 +16,7 @@ void tissue_params_default(struct tissue_params *p)
     p->mask_mpp = TISSUE_DEFAULT_MPP;
     p->blur_radius = 1;
     p->close_radius = 2;
-    p->open_radius = 1;
+    p->open_radius = 0;
     p->min_area_um2 = 10000.0;
     p->min_saturation = 20;
     p->min_contrast = 8;

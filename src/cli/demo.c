@@ -66,6 +66,7 @@ static int run(int argc, char **argv)
     fflush(stdout);
     double t0 = util_now();
     char *sargv[] = {"synth", cohort, "--slides", (char *)slides, "--seed", (char *)seed, NULL};
+    optind = 0; /* glibc: 0 re-initialises getopt for the next command's parser */
     int rc = cli_synth.run(6, sargv);
     if (rc != CLI_EXIT_OK) return rc;
     printf("== synth took %.1f s\n", util_now() - t0);
@@ -96,6 +97,7 @@ static int run(int argc, char **argv)
         printf("\n== info %s\n", path);
         fflush(stdout);
         char *iargv[] = {"info", path, "--thumbnail", thumb, NULL};
+        optind = 0;
         if (cli_info.run(4, iargv) != CLI_EXIT_OK) failures++;
         free(names[i]);
     }
