@@ -1,6 +1,6 @@
 /*
  * tissue.h — tissue detection on a low-resolution copy of the slide (DESIGN.md "Data flow"):
- * saturation (HSV S) → blur → Otsu threshold → morphological close then open → hole filling →
+ * saturation (HSV S) → blur → Otsu threshold (with hysteresis) → morphological close then open → hole filling →
  * minimum-area filter. Notes on the choices: docs/slides.md.
  *
  * The mask grid: mask pixel (mx, my) covers level-0 px
@@ -28,6 +28,8 @@ struct tissue_params {
     double min_area_um2;    /* connected tissue pieces smaller than this are dropped (10,000 µm²) */
     int min_saturation;     /* a threshold below this (0–255) is clamped to it (20): white glass,
                                dust and JPEG noise sit below, H&E tissue well above (docs) */
+    double low_ratio;       /* hysteresis: pixels above low_ratio·threshold (but at least
+                               min_saturation) join tissue they touch (0.5); 1 = plain Otsu */
     int min_contrast;       /* if the blurred saturation spans fewer levels than this (0–255)
                                the slide is flat (all glass or all one colour): no tissue (8) */
 };
