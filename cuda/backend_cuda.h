@@ -1,0 +1,102 @@
+/*
+ * backend_cuda.h — the CUDA backend's C API: the twins of every CPU op of src/backend.h
+ * (`<op>_cuda(<same arguments>, cudaStream_t stream)`, STYLE.md 2.2), storage-dtype variants the
+ * GPU model uses, and the backend table. Pointers are device memory. The twins return void like
+ * the CPU ops; a failed launch or CUDA call records WV_ECUDA through error_set (src/error.h)
+ * with the op name, statement, file, line and CUDA's message — check error_code() after the
+ * stream is synchronised. Nothing here exits.
+ *
+ * Files: ops.cu (dense ops, cuBLAS GEMM), scan.cu (chunked selective scan), ss2d.cu (fused
+ * cross-scan + scan + merge), backend_cuda.cu (the table), pool.cu, vmamba.cu (whole model).
+ */
+#ifndef WV_BACKEND_CUDA_H
+#define WV_BACKEND_CUDA_H
+
+#include <stddef.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "src/backend.h"
+#include "src/device_select.h"
+#include "src/error.h"
+
+/* ---- twins of backend.h (same arguments, same shapes, + stream) ------------------------------ */
+void gemm_cuda(const float *x, const float *w, const float *bias, float *y, size_t M, int K,
+               int Nout, int accumulate, cudaStream_t stream);
+void dwconv3_cuda(const float *x, int x_row0, int x_rows, const float *w, const float *bias,
+                  float *y, int y_row0, int y_rows, int H, int W, int C, int silu,
+                  cudaStream_t stream);
+void conv3s2_cuda(const float *x, int x_row0, int x_rows, const float *w, const float *bias,
+                  float *y, int y_row0, int y_rows, int H, int W, int Ci, int Co,
+                  cudaStream_t stream);
+void patch_embed4_cuda(const float *x, int x_row0, int x_rows, const float *w, const float *bias,
+                       float *y, int y_row0, int y_rows, int H, int W, int Ci, int Co,
+                       cudaStream_t stream);
+void patch_merge_cuda(const float *x, int x_row0, int x_rows, float *y, int y_row0, int y_rows,
+                      int H, int W, int C, cudaStream_t stream);
+void layernorm_cuda(const float *x, const float *gamma, const float *beta, float *y, size_t M,
+                    int C, cudaStream_t stream);
+void gelu_cuda(const float *x, float *y, size_t n, cudaStream_t stream);
+void silu_cuda(const float *x, float *y, size_t n, cudaStream_t stream);
+void mul_cuda(const float *a, const float *b, float *y, size_t n, cudaStream_t stream);
+void mean_pool_cuda(const float *x, float *y, size_t L, int C, cudaStream_t stream);
+void scan_cuda(const float *u, const float *delta, const float *A, const float *Bm,
+               const float *Cm, const float *D, const float *delta_bias, const float *h_in,
+               float *y, float *h_out, int B, int KD, int G, int N, int L, int delta_softplus,
+               cudaStream_t stream);
+void ss2d_scan_merge_cuda(const float *u, const float *xdbl, const float *dt_w, const float *dt_b,
+                          const float *A, const float *Ds, float *y, int H, int W, int Dn, int R,
+                          int N, cudaStream_t stream);
+
+/* Largest d_state the scan kernels take (register-resident state; VMamba uses 1 and 16). */
+#define CUDA_SCAN_MAX_N 64
+
+/* ---- variants with explicit knobs (tests, the model) ----------------------------------------- */
+
+/* GEMM with operands in a storage dtype: x (M, K) and w (Nout, K) are float / bf16 / fp16 per
+ * `dt`, accumulation fp32, y (M, Nout) fp32 [+]= x·wᵀ + bias (bias fp32 or NULL). tf32 != 0 lets
+ * an fp32 GEMM use TF32 tensor cores (ignored for bf16/fp16). */
+enum wv_status gemm_cuda_ex(const void *x, const void *w, enum wv_dtype dt, int tf32,
+                            const float *bias, float *y, size_t M, int K, int Nout,
+                            int accumulate, cudaStream_t stream);
+
+/* Convert n fp32 values to `dt` (a copy for f32). */
+enum wv_status convert_f32_cuda(const float *x, void *y, enum wv_dtype dt, size_t n,
+                                cudaStream_t stream);
+
+/* scan_cuda with a chosen chunk length (tokens per chunk, >= 1) and caller workspace of
+ * scan_cuda_ws_bytes(...) bytes (NULL: allocated stream-ordered inside). */
+size_t scan_cuda_ws_bytes(int B, int KD, int N, int L, int chunk);
+enum wv_status scan_cuda_ex(const float *u, const float *delta, const float *A, const float *Bm,
+                            const float *Cm, const float *D, const float *delta_bias,
+                            const float *h_in, float *y, float *h_out, int B, int KD, int G,
+                            int N, int L, int delta_softplus, int chunk, void *ws,
+                            cudaStream_t stream);
+/* Default chunk length of scan_cuda / ss2d_scan_merge_cuda for a sequence of L tokens. */
+int scan_cuda_default_chunk(size_t L);
+
+/* ss2d_scan_merge_cuda with a chosen chunk length and caller workspace of
+ * ss2d_cuda_ws_bytes(H, W, Dn, N, chunk) bytes (NULL: allocated stream-ordered inside). */
+size_t ss2d_cuda_ws_bytes(int H, int W, int Dn, int N, int chunk);
+enum wv_status ss2d_scan_merge_cuda_ex(const float *u, const float *xdbl, const float *dt_w,
+                                       const float *dt_b, const float *A, const float *Ds,
+                                       float *y, int H, int W, int Dn, int R, int N, int chunk,
+                                       void *ws, cudaStream_t stream);
+
+/* ---- the backend table ---------------------------------------------------------------------- */
+extern const struct backend_ops backend_cuda_ops;
+
+/* Fill *be for CUDA device `device_index`: select it, create a non-blocking stream. threads is
+ * kept for host-side work. WV_EUNSUPPORTED when no such device. */
+enum wv_status backend_cuda_init(struct backend *be, int threads, int device_index);
+void backend_cuda_destroy(struct backend *be);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * ops_cuda.cuh — C++-side launchers of cuda/ops.cu that the GPU model (vmamba.cu) uses beyond the
+ * C twins: LayerNorm / GELU / SiLU-gate writing the GEMM operand dtype directly (fused
+ * conversion), and status-returning forms of the twins. Defined in ops.cu.
+ */
+#ifndef WV_CUDA_OPS_CUH
+#define WV_CUDA_OPS_CUH
+
+#include "common.cuh"
+
+extern "C" {
+#include "cuda/backend_cuda.h"
+}
+
+/* LayerNorm over C of M rows, fp32 in, output stored as `dt` (float/bf16/f16). y may equal x
+ * only for dt == f32. */
+enum wv_status layernorm_cuda_dt(const float *x, const float *gamma, const float *beta, void *y,
+                                 enum wv_dtype dt, size_t M, int C, cudaStream_t s);
+/* y (as dt) = GELU(x) */
+enum wv_status gelu_cuda_dt(const float *x, void *y, enum wv_dtype dt, size_t n, cudaStream_t s);
+/* y (as dt) = x ⊙ SiLU(z)  (v0 gate after out_norm) */
+enum wv_status mul_silu_cuda_dt(const float *x, const float *z, void *y, enum wv_dtype dt,
+                                size_t n, cudaStream_t s);
+
+enum wv_status dwconv3_cuda_st(const float *x, int x_row0, int x_rows, const float *w,
+                               const float *bias, float *y, int y_row0, int y_rows, int H, int W,
+                               int C, int silu, cudaStream_t s);
+enum wv_status conv3s2_cuda_st(const float *x, int x_row0, int x_rows, const float *w,
+                               const float *bias, float *y, int y_row0, int y_rows, int H, int W,
+                               int Ci, int Co, cudaStream_t s);
+enum wv_status patch_embed4_cuda_st(const float *x, int x_row0, int x_rows, const float *w,
+                                    const float *bias, float *y, int y_row0, int y_rows, int H,
+                                    int W, int Ci, int Co, cudaStream_t s);
+enum wv_status patch_merge_cuda_st(const float *x, int x_row0, int x_rows, float *y, int y_row0,
+                                   int y_rows, int H, int W, int C, cudaStream_t s);
+enum wv_status mean_pool_cuda_st(const float *x, float *y, size_t L, int C, cudaStream_t s);
+
+static inline size_t dtype_size(enum wv_dtype dt) { return dt == WV_DTYPE_F32 ? 4 : 2; }
+
+#endif

@@ -1,0 +1,735 @@
+/*
+ * vmamba.cu — the whole VMamba forward on one GPU (vmamba_cuda.h): the CUDA twin of src/vmamba.c,
+ * same structure (stem → stages of VSSBlocks → downsample → classifier), same banding of the
+ * per-pixel work, same outputs. Contract: VMAMBA_SPEC.md §3 (v2), §5 (v0).
+ *
+ * Precision: the residual stream x, the scan input u, the merged scan output y, the x_proj output
+ * and every accumulation are fp32. With --dtype bf16/f16 the GEMM operands are stored in that
+ * dtype: the weights at upload, and the activation side written directly by the op before the
+ * GEMM (LayerNorm, GELU, the v0 gate) or converted per band (x_proj input). cuBLAS accumulates
+ * in fp32. Convs, norms, the scan and the head stay fp32.
+ *
+ * Memory (B images, stage-i map L_i = H_i·W_i pixels): three rotating maps of B·L·max(C, Dn)
+ * floats (x, u, y), the x_proj output L·4·(R+2N), band scratch (band_pixels × the widest
+ * per-pixel width) and the scan workspace — all carved from one arena (pool.h) per input size.
+ */
+#include "vmamba_cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vector>
+
+#include "ops_cuda.cuh"
+#include "pool.h"
+
+/* Default pixels per band: 1 Mi pixels × (4C = 384 hidden) × 4 B = 1.5 GiB of MLP scratch for
+ * VMamba-T stage 0 — large enough that every GEMM fills an H100, small next to the full maps. */
+#define VC_BAND_DEFAULT ((size_t)1 << 20)
+/* Smallest band the OOM retry goes down to (then the full-size maps are what does not fit). */
+#define VC_BAND_MIN ((size_t)1 << 14)
+
+#define T(expr)                                                                              \
+    do {                                                                                     \
+        enum wv_status t_st_ = (expr);                                                       \
+        if (t_st_ != WV_OK) return t_st_;                                                    \
+    } while (0)
+
+struct gblock {
+    float *norm_w, *norm_b;
+    void *in_proj;          /* dtype (Dn or 2·Dn, C) */
+    float *conv_w, *conv_b; /* (Dn, 1, 3, 3), (Dn) or NULL */
+    void *x_proj;           /* dtype (4·(R+2N), Dn) */
+    float *A, *Ds, *dt_w, *dt_b;
+    float *on_w, *on_b;
+    void *out_proj;         /* dtype (C, Dn) */
+    float *n2_w, *n2_b, *fc1_b, *fc2_b;
+    void *fc1_w, *fc2_w;    /* dtype */
+};
+
+struct gstage {
+    int C, Dn, R, depth, hidden;
+    std::vector<gblock> blocks;
+    float *ds_w, *ds_b, *ds_nw, *ds_nb; /* v2 conv (2C, C, 3, 3) fp32; v0: ds_red below */
+    void *ds_red;                       /* v0 reduction (2C, 4C) dtype */
+};
+
+struct vmamba_cuda {
+    struct vmamba_config cfg;
+    struct vmamba_cuda_options opt;
+    int in_chans, stem_mid;
+    float *pe0_w, *pe0_b, *pe2_w, *pe2_b, *pe5_w, *pe5_b, *pe7_w, *pe7_b;
+    gstage st[VMAMBA_STAGES];
+    float *cls_nw, *cls_nb, *head_w, *head_b;
+    char *d_weights;              /* one device block holding every tensor */
+    cudaStream_t stream;
+    cudaEvent_t copy_done;        /* input staging may be rewritten once this fired */
+    struct cuda_pool pool;
+    float *h_pinned;              /* input rows staging */
+    size_t h_pinned_bytes;
+    float *h_map;                 /* stage-map download buffer (pageable) */
+    size_t h_map_bytes;
+};
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+namespace {
+enum conv_kind { K_F32, K_DT, K_NEGEXP };
+struct up_entry {
+    const float *src;
+    size_t n;
+    conv_kind kind;
+    size_t off;
+    void **dst;
+};
+struct uploader {
+    std::vector<up_entry> e;
+    enum wv_dtype dt;
+    size_t bytes = 0;
+    void add(void **dst, const float *src, size_t n, conv_kind kind)
+    {
+        size_t es = kind == K_DT ? dtype_size(dt) : 4;
+        e.push_back({src, n, kind, bytes, dst});
+        bytes += cuda_pool_round(n * es);
+    }
+};
+} // namespace
+
+/* Find a tensor as src/vmamba.c's tget does (a 2-D Linear weight may be stored (out, in, 1, 1)). */
+static const float *tget(const struct weights *w, const char *prefix, int ndim, int64_t s0,
+                         int64_t s1, int64_t s2, int64_t s3, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+static const float *tget(const struct weights *w, const char *prefix, int ndim, int64_t s0,
+                         int64_t s1, int64_t s2, int64_t s3, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    int64_t shape[4] = {s0, s1, s2, s3};
+    const struct weight_tensor *t = vmamba_tensor(w, prefix, name, ndim, shape);
+    if (!t && ndim == 2) {
+        enum wv_status code = error_code();
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", error_msg());
+        error_clear();
+        int64_t s4[4] = {s0, s1, 1, 1};
+        t = vmamba_tensor(w, prefix, name, 4, s4);
+        if (!t) {
+            error_clear();
+            error_set(code ? code : WV_ENOTFOUND, "%s", msg);
+        }
+    }
+    return t ? t->data : NULL;
+}
+
+#define NEED(dst, n, kind, expr)                                                             \
+    do {                                                                                     \
+        const float *need_src_ = (expr);                                                     \
+        if (!need_src_) return error_code() ? error_code() : WV_ENOTFOUND;                   \
+        up.add((void **)&(dst), need_src_, (size_t)(n), kind);                               \
+    } while (0)
+
+static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *w,
+                                   const char *prefix, uploader &up)
+{
+    const struct vmamba_config *cfg = &m->cfg;
+    const int N = cfg->d_state, v0 = cfg->family == VMAMBA_V0, C0 = cfg->dims[0];
+    if (v0) {
+        const int64_t shp[4] = {C0, -1, 4, 4};
+        const struct weight_tensor *t = vmamba_tensor(w, prefix, "patch_embed.0.weight", 4, shp);
+        if (!t) return error_code();
+        m->in_chans = (int)t->shape[1];
+        up.add((void **)&m->pe0_w, t->data, (size_t)t->numel, K_F32);
+        NEED(m->pe0_b, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.0.bias"));
+        NEED(m->pe2_w, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.weight"));
+        NEED(m->pe2_b, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.bias"));
+    } else {
+        const int64_t shp[4] = {-1, -1, 3, 3};
+        const struct weight_tensor *t = vmamba_tensor(w, prefix, "patch_embed.0.weight", 4, shp);
+        if (!t) return error_code();
+        int Cm = m->stem_mid = (int)t->shape[0];
+        m->in_chans = (int)t->shape[1];
+        up.add((void **)&m->pe0_w, t->data, (size_t)t->numel, K_F32);
+        NEED(m->pe0_b, Cm, K_F32, tget(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.0.bias"));
+        NEED(m->pe2_w, Cm, K_F32, tget(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.weight"));
+        NEED(m->pe2_b, Cm, K_F32, tget(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.bias"));
+        NEED(m->pe5_w, (size_t)C0 * Cm * 9, K_F32,
+             tget(w, prefix, 4, C0, Cm, 3, 3, "patch_embed.5.weight"));
+        NEED(m->pe5_b, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.5.bias"));
+        NEED(m->pe7_w, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.weight"));
+        NEED(m->pe7_b, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.bias"));
+    }
+    for (int i = 0; i < VMAMBA_STAGES; i++) {
+        gstage &s = m->st[i];
+        int C = cfg->dims[i], Dn = cfg->d_inner[i], R = cfg->dt_rank[i], P = R + 2 * N;
+        s.C = C, s.Dn = Dn, s.R = R, s.depth = cfg->depths[i], s.hidden = cfg->mlp_hidden[i];
+        s.blocks.assign(s.depth, gblock{});
+        for (int j = 0; j < s.depth; j++) {
+            gblock &bk = s.blocks[j];
+#define BT(nd, a, b, c, d, nm) tget(w, prefix, nd, a, b, c, d, "layers.%d.blocks.%d." nm, i, j)
+            NEED(bk.norm_w, C, K_F32, BT(1, C, 0, 0, 0, "norm.weight"));
+            NEED(bk.norm_b, C, K_F32, BT(1, C, 0, 0, 0, "norm.bias"));
+            int rows = v0 ? 2 * Dn : Dn;
+            NEED(bk.in_proj, (size_t)rows * C, K_DT, BT(2, rows, C, 0, 0, "op.in_proj.weight"));
+            NEED(bk.conv_w, (size_t)Dn * 9, K_F32, BT(4, Dn, 1, 3, 3, "op.conv2d.weight"));
+            if (cfg->conv_bias) NEED(bk.conv_b, Dn, K_F32, BT(1, Dn, 0, 0, 0, "op.conv2d.bias"));
+            NEED(bk.x_proj, (size_t)4 * P * Dn, K_DT, BT(3, 4, P, Dn, 0, "op.x_proj_weight"));
+            NEED(bk.A, (size_t)4 * Dn * N, K_NEGEXP, BT(2, 4 * Dn, N, 0, 0, "op.A_logs"));
+            NEED(bk.Ds, (size_t)4 * Dn, K_F32, BT(1, 4 * Dn, 0, 0, 0, "op.Ds"));
+            NEED(bk.dt_w, (size_t)4 * Dn * R, K_F32, BT(3, 4, Dn, R, 0, "op.dt_projs_weight"));
+            NEED(bk.dt_b, (size_t)4 * Dn, K_F32, BT(2, 4, Dn, 0, 0, "op.dt_projs_bias"));
+            NEED(bk.on_w, Dn, K_F32, BT(1, Dn, 0, 0, 0, "op.out_norm.weight"));
+            NEED(bk.on_b, Dn, K_F32, BT(1, Dn, 0, 0, 0, "op.out_norm.bias"));
+            NEED(bk.out_proj, (size_t)C * Dn, K_DT, BT(2, C, Dn, 0, 0, "op.out_proj.weight"));
+            if (s.hidden > 0) {
+                int Hd = s.hidden;
+                NEED(bk.n2_w, C, K_F32, BT(1, C, 0, 0, 0, "norm2.weight"));
+                NEED(bk.n2_b, C, K_F32, BT(1, C, 0, 0, 0, "norm2.bias"));
+                NEED(bk.fc1_w, (size_t)Hd * C, K_DT, BT(2, Hd, C, 0, 0, "mlp.fc1.weight"));
+                NEED(bk.fc1_b, Hd, K_F32, BT(1, Hd, 0, 0, 0, "mlp.fc1.bias"));
+                NEED(bk.fc2_w, (size_t)C * Hd, K_DT, BT(2, C, Hd, 0, 0, "mlp.fc2.weight"));
+                NEED(bk.fc2_b, C, K_F32, BT(1, C, 0, 0, 0, "mlp.fc2.bias"));
+            }
+#undef BT
+        }
+        if (i < VMAMBA_STAGES - 1) {
+            int C2 = cfg->dims[i + 1];
+            if (v0) {
+                NEED(s.ds_nw, 4 * C, K_F32, tget(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.weight", i));
+                NEED(s.ds_nb, 4 * C, K_F32, tget(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.bias", i));
+                NEED(s.ds_red, (size_t)C2 * 4 * C, K_DT,
+                     tget(w, prefix, 2, C2, 4 * C, 0, 0, "layers.%d.downsample.reduction.weight", i));
+            } else {
+                NEED(s.ds_w, (size_t)C2 * C * 9, K_F32, tget(w, prefix, 4, C2, C, 3, 3, "layers.%d.downsample.1.weight", i));
+                NEED(s.ds_b, C2, K_F32, tget(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.1.bias", i));
+                NEED(s.ds_nw, C2, K_F32, tget(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.weight", i));
+                NEED(s.ds_nb, C2, K_F32, tget(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.bias", i));
+            }
+        }
+    }
+    if (cfg->num_classes > 0) {
+        int C3 = cfg->dims[3], K = cfg->num_classes;
+        NEED(m->cls_nw, C3, K_F32, tget(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.weight"));
+        NEED(m->cls_nb, C3, K_F32, tget(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.bias"));
+        NEED(m->head_w, (size_t)K * C3, K_F32, tget(w, prefix, 2, K, C3, 0, 0, "classifier.head.weight"));
+        NEED(m->head_b, K, K_F32, tget(w, prefix, 1, K, 0, 0, 0, "classifier.head.bias"));
+    }
+    return WV_OK;
+}
+
+static enum wv_status upload_weights(struct vmamba_cuda *m, uploader &up)
+{
+    char *h = (char *)malloc(up.bytes ? up.bytes : 1);
+    if (!h) return error_set(WV_ENOMEM, "cuda model: %zu bytes of host staging for weights", up.bytes);
+    for (const up_entry &e : up.e) {
+        char *dst = h + e.off;
+        if (e.kind == K_NEGEXP) {
+            for (size_t q = 0; q < e.n; q++) ((float *)dst)[q] = -expf(e.src[q]);
+        } else if (e.kind == K_F32 || up.dt == WV_DTYPE_F32) {
+            memcpy(dst, e.src, e.n * sizeof(float));
+        } else if (up.dt == WV_DTYPE_BF16) {
+            for (size_t q = 0; q < e.n; q++) ((__nv_bfloat16 *)dst)[q] = __float2bfloat16_rn(e.src[q]);
+        } else {
+            for (size_t q = 0; q < e.n; q++) ((__half *)dst)[q] = __float2half_rn(e.src[q]);
+        }
+    }
+    cudaError_t ce = cudaMalloc((void **)&m->d_weights, up.bytes ? up.bytes : 1);
+    if (ce != cudaSuccess) {
+        free(h);
+        m->d_weights = NULL;
+        return cuda_fail(ce, "cudaMalloc(weights)", "model", __FILE__, __LINE__);
+    }
+    ce = cudaMemcpy(m->d_weights, h, up.bytes, cudaMemcpyHostToDevice);
+    free(h);
+    if (ce != cudaSuccess) return cuda_fail(ce, "cudaMemcpy(weights)", "model", __FILE__, __LINE__);
+    for (const up_entry &e : up.e) *e.dst = m->d_weights + e.off;
+    return WV_OK;
+}
+
+static enum wv_status create(const struct weights *w, const char *prefix,
+                             const struct vmamba_cuda_options *opt, struct vmamba_cuda *m)
+{
+    T(vmamba_config_infer(w, prefix, &m->cfg));
+    if (m->cfg.d_state < 1 || m->cfg.d_state > CUDA_SCAN_MAX_N)
+        return error_set(WV_EUNSUPPORTED, "cuda model: d_state %d (this build takes 1..%d)",
+                         m->cfg.d_state, CUDA_SCAN_MAX_N);
+    for (int i = 0; i < VMAMBA_STAGES; i++)
+        if (m->cfg.dt_rank[i] > 128)
+            return error_set(WV_EUNSUPPORTED, "cuda model: dt_rank %d (this build takes up to 128)",
+                             m->cfg.dt_rank[i]);
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || opt->device < 0 || opt->device >= n) {
+        cudaGetLastError();
+        return error_set(WV_EUNSUPPORTED, "cuda model: device %d not available (%s)", opt->device,
+                         e != cudaSuccess ? cudaGetErrorString(e) : "no such device");
+    }
+    CUDA_TRY("model", cudaSetDevice(opt->device));
+    CUDA_TRY("model", cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking));
+    CUDA_TRY("model", cudaEventCreateWithFlags(&m->copy_done, cudaEventDisableTiming));
+    uploader up;
+    up.dt = opt->dtype;
+    T(plan_weights(m, w, prefix, up));
+    return upload_weights(m, up);
+}
+
+extern "C" enum wv_status vmamba_cuda_create(const struct weights *w, const char *prefix,
+                                             const struct vmamba_cuda_options *opt,
+                                             struct vmamba_cuda **out)
+{
+    *out = NULL;
+    struct vmamba_cuda_options def = {};
+    if (!opt) opt = &def;
+    if (!prefix) prefix = "";
+    struct vmamba_cuda *m = new (std::nothrow) vmamba_cuda();
+    if (!m) return error_set(WV_ENOMEM, "cuda model: out of host memory");
+    m->opt = *opt;
+    enum wv_status st = create(w, prefix, opt, m);
+    if (st) {
+        vmamba_cuda_free(m);
+        return st;
+    }
+    *out = m;
+    return WV_OK;
+}
+
+extern "C" void vmamba_cuda_free(struct vmamba_cuda *m)
+{
+    if (!m) return;
+    cudaSetDevice(m->opt.device);
+    if (m->stream) cudaStreamSynchronize(m->stream);
+    cuda_pool_release(&m->pool);
+    if (m->d_weights) cudaFree(m->d_weights);
+    if (m->h_pinned) cudaFreeHost(m->h_pinned);
+    free(m->h_map);
+    if (m->copy_done) cudaEventDestroy(m->copy_done);
+    if (m->stream) cudaStreamDestroy(m->stream);
+    delete m;
+}
+
+extern "C" const struct vmamba_config *vmamba_cuda_config(const struct vmamba_cuda *m)
+{
+    return &m->cfg;
+}
+extern "C" int vmamba_cuda_in_chans(const struct vmamba_cuda *m) { return m->in_chans; }
+
+/* ---- sizes -------------------------------------------------------------------------------- */
+
+static void stage_sizes(int v0, int H, int W, int *hs, int *ws)
+{
+    if (v0) hs[0] = H / 4, ws[0] = W / 4;
+    else hs[0] = ((H + 1) / 2 + 1) / 2, ws[0] = ((W + 1) / 2 + 1) / 2;
+    for (int i = 1; i < VMAMBA_STAGES; i++) hs[i] = (hs[i - 1] + 1) / 2, ws[i] = (ws[i - 1] + 1) / 2;
+}
+
+static int rows_per_band(size_t band, int W) { return (size_t)W >= band ? 1 : (int)(band / W); }
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Buffers of one forward, in elements (band_a and band_d in the storage dtype). */
+struct layout {
+    size_t map, xdbl, band_a, band_b, band_c, band_d, in, mid, ws_bytes, feat;
+    int chunk;
+};
+
+static layout plan(const struct vmamba_cuda *m, int B, int H, int W, size_t bp)
+{
+    const struct vmamba_config *cfg = &m->cfg;
+    const int v0 = cfg->family == VMAMBA_V0, N = cfg->d_state;
+    int hs[4], ws[4];
+    stage_sizes(v0, H, W, hs, ws);
+    layout l = {};
+    l.chunk = m->opt.scan_chunk > 0 ? m->opt.scan_chunk : scan_cuda_default_chunk((size_t)hs[0] * ws[0]);
+    for (int i = 0; i < VMAMBA_STAGES; i++) {
+        const gstage &s = m->st[i];
+        size_t L = (size_t)hs[i] * ws[i];
+        l.map = zmax(l.map, (size_t)B * L * zmax(s.C, s.Dn));
+        if (i < 3) l.map = zmax(l.map, (size_t)B * hs[i + 1] * ws[i + 1] * cfg->dims[i + 1]);
+        l.xdbl = zmax(l.xdbl, L * 4 * (s.R + 2 * N));
+        size_t halo_px = (size_t)(rows_per_band(bp, ws[i]) + 2) * ws[i];
+        l.band_a = zmax(l.band_a, halo_px * s.C);
+        l.band_b = zmax(l.band_b, halo_px * s.Dn);
+        l.band_a = zmax(l.band_a, bp * zmax(s.C, s.Dn));
+        l.band_b = zmax(l.band_b, bp * s.Dn);
+        l.band_c = zmax(l.band_c, bp * s.hidden);
+        if (m->opt.dtype != WV_DTYPE_F32) l.band_d = zmax(l.band_d, bp * s.hidden);
+        if (v0 && i < 3) {
+            int Wo = (ws[i] + 1) / 2;
+            size_t px = (size_t)rows_per_band(bp, Wo) * Wo;
+            l.band_a = zmax(l.band_a, px * 4 * s.C);
+            l.band_c = zmax(l.band_c, px * 4 * s.C);
+        }
+        l.ws_bytes = zmax(l.ws_bytes, ss2d_cuda_ws_bytes(hs[i], ws[i], s.Dn, N, l.chunk));
+    }
+    int rb0 = rows_per_band(bp / 4 ? bp / 4 : 1, ws[0]);
+    if (v0) {
+        l.in = (size_t)4 * rb0 * W * m->in_chans;
+    } else {
+        int W1 = (W + 1) / 2;
+        l.in = (size_t)(4 * rb0 + 4) * W * m->in_chans;
+        l.mid = (size_t)(2 * rb0 + 1) * W1 * m->stem_mid;
+    }
+    l.feat = (size_t)B * cfg->dims[3] + (size_t)B * (cfg->num_classes > 0 ? cfg->num_classes : 0);
+    return l;
+}
+
+static size_t layout_bytes(const layout &l, enum wv_dtype dt)
+{
+    size_t es = dtype_size(dt);
+    return 3 * cuda_pool_round(l.map * 4) + cuda_pool_round(l.xdbl * 4) +
+           cuda_pool_round(l.band_a * es) + cuda_pool_round(l.band_b * 4) +
+           cuda_pool_round(l.band_c * 4) + cuda_pool_round(l.band_d * es) +
+           cuda_pool_round(l.in * 4) + cuda_pool_round(l.mid * 4) + cuda_pool_round(l.ws_bytes) +
+           cuda_pool_round(l.feat * 4);
+}
+
+extern "C" size_t vmamba_cuda_arena_bytes(const struct vmamba_cuda *m, int B, int H, int W,
+                                          size_t band_pixels)
+{
+    return layout_bytes(plan(m, B, H, W, band_pixels ? band_pixels : VC_BAND_DEFAULT), m->opt.dtype);
+}
+
+/* ---- forward ------------------------------------------------------------------------------ */
+
+struct gfwd {
+    struct vmamba_cuda *m;
+    cudaStream_t s;
+    enum wv_dtype dt;
+    int tf32, B, chunk;
+    size_t bp; /* band pixels */
+    float *map[3], *xdbl, *band_b, *band_c, *in, *mid, *feat;
+    void *band_a, *band_d, *ws;
+};
+
+static enum wv_status gemm(gfwd &f, const void *x, const void *w, const float *bias, float *y,
+                           size_t M, int K, int Nout, int acc)
+{
+    return gemm_cuda_ex(x, w, f.dt, f.tf32, bias, y, M, K, Nout, acc, f.s);
+}
+
+/* Element offset of a dtype array. */
+static const void *dt_off(const void *p, size_t elems, enum wv_dtype dt)
+{
+    return (const char *)p + elems * dtype_size(dt);
+}
+
+static enum wv_status ensure_pinned(struct vmamba_cuda *m, size_t bytes)
+{
+    if (m->h_pinned_bytes >= bytes) return WV_OK;
+    if (m->h_pinned) {
+        CUDA_TRY("model", cudaEventSynchronize(m->copy_done));
+        cudaFreeHost(m->h_pinned);
+        m->h_pinned = NULL;
+        m->h_pinned_bytes = 0;
+    }
+    CUDA_TRY("model", cudaMallocHost((void **)&m->h_pinned, bytes));
+    m->h_pinned_bytes = bytes;
+    return WV_OK;
+}
+
+/* Pull input rows [row0, row0+rows) of image b into device buffer d (via the pinned staging;
+ * the host waits only for the previous copy, not for the GPU's compute). */
+static enum wv_status read_rows(gfwd &f, vmamba_read_rows_fn read, void *ru, int b, int row0,
+                                int rows, int W, float *d)
+{
+    struct vmamba_cuda *m = f.m;
+    size_t bytes = (size_t)rows * W * m->in_chans * sizeof(float);
+    CUDA_TRY("model input", cudaEventSynchronize(m->copy_done));
+    T(read(ru, b, row0, rows, m->h_pinned));
+    CUDA_TRY("model input", cudaMemcpyAsync(d, m->h_pinned, bytes, cudaMemcpyHostToDevice, f.s));
+    CUDA_TRY("model input", cudaEventRecord(m->copy_done, f.s));
+    return WV_OK;
+}
+
+static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn read, void *ru,
+                                   float *x)
+{
+    struct vmamba_cuda *m = f.m;
+    const int Cin = m->in_chans, C0 = m->cfg.dims[0];
+    int hs[4], ws[4];
+    stage_sizes(m->cfg.family == VMAMBA_V0, H, W, hs, ws);
+    const int H0 = hs[0], W0 = ws[0];
+    const int rb = rows_per_band(f.bp / 4 ? f.bp / 4 : 1, W0);
+    if (m->cfg.family == VMAMBA_V0) {
+        T(ensure_pinned(m, (size_t)4 * rb * W * Cin * sizeof(float)));
+        for (int b = 0; b < f.B; b++)
+            for (int r0 = 0; r0 < H0; r0 += rb) {
+                int r1 = r0 + rb < H0 ? r0 + rb : H0;
+                T(read_rows(f, read, ru, b, 4 * r0, 4 * (r1 - r0), W, f.in));
+                float *xo = x + ((size_t)b * H0 + r0) * W0 * C0;
+                T(patch_embed4_cuda_st(f.in, 4 * r0, 4 * (r1 - r0), m->pe0_w, m->pe0_b, xo, r0,
+                                       r1 - r0, H, W, Cin, C0, f.s));
+                T(layernorm_cuda_dt(xo, m->pe2_w, m->pe2_b, xo, WV_DTYPE_F32,
+                                    (size_t)(r1 - r0) * W0, C0, f.s));
+            }
+        return WV_OK;
+    }
+    const int H1 = (H + 1) / 2, W1 = (W + 1) / 2, Cm = m->stem_mid;
+    T(ensure_pinned(m, (size_t)(4 * rb + 4) * W * Cin * sizeof(float)));
+    for (int b = 0; b < f.B; b++)
+        for (int r0 = 0; r0 < H0; r0 += rb) {
+            int r1 = r0 + rb < H0 ? r0 + rb : H0;
+            int m0 = 2 * r0 - 1 < 0 ? 0 : 2 * r0 - 1, m1 = 2 * r1 < H1 ? 2 * r1 : H1;
+            int i0 = 2 * m0 - 1 < 0 ? 0 : 2 * m0 - 1, i1 = 2 * m1 < H ? 2 * m1 : H;
+            T(read_rows(f, read, ru, b, i0, i1 - i0, W, f.in));
+            T(conv3s2_cuda_st(f.in, i0, i1 - i0, m->pe0_w, m->pe0_b, f.mid, m0, m1 - m0, H, W,
+                              Cin, Cm, f.s));
+            size_t nmid = (size_t)(m1 - m0) * W1;
+            T(layernorm_cuda_dt(f.mid, m->pe2_w, m->pe2_b, f.mid, WV_DTYPE_F32, nmid, Cm, f.s));
+            T(gelu_cuda_dt(f.mid, f.mid, WV_DTYPE_F32, nmid * Cm, f.s));
+            float *xo = x + ((size_t)b * H0 + r0) * W0 * C0;
+            T(conv3s2_cuda_st(f.mid, m0, m1 - m0, m->pe5_w, m->pe5_b, xo, r0, r1 - r0, H1, W1, Cm,
+                              C0, f.s));
+            T(layernorm_cuda_dt(xo, m->pe7_w, m->pe7_b, xo, WV_DTYPE_F32, (size_t)(r1 - r0) * W0,
+                                C0, f.s));
+        }
+    return WV_OK;
+}
+
+/* One VSSBlock on x (B, H, W, C) in place; u, y (B, H, W, Dn) scratch maps. */
+static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, float *x, float *u,
+                                    float *y, int H, int W)
+{
+    const int C = s.C, Dn = s.Dn, R = s.R, N = f.m->cfg.d_state, P = R + 2 * N;
+    const int v0 = f.m->cfg.family == VMAMBA_V0;
+    const size_t L = (size_t)H * W;
+    const int rb = rows_per_band(f.bp, W);
+    for (int b = 0; b < f.B; b++) {
+        float *xb = x + (size_t)b * L * C, *ub = u + (size_t)b * L * Dn, *yb = y + (size_t)b * L * Dn;
+        /* u = SiLU(dwconv(in_proj(LN(x)))) in row bands with a one-row halo */
+        for (int r0 = 0; r0 < H; r0 += rb) {
+            int r1 = r0 + rb < H ? r0 + rb : H;
+            int t0 = r0 > 0 ? r0 - 1 : 0, t1 = r1 < H ? r1 + 1 : H;
+            size_t nt = (size_t)(t1 - t0) * W;
+            T(layernorm_cuda_dt(xb + (size_t)t0 * W * C, bk.norm_w, bk.norm_b, f.band_a, f.dt, nt,
+                                C, f.s));
+            T(gemm(f, f.band_a, bk.in_proj, NULL, f.band_b, nt, C, Dn, 0));
+            T(dwconv3_cuda_st(f.band_b, t0, t1 - t0, bk.conv_w, bk.conv_b,
+                              ub + (size_t)r0 * W * Dn, r0, r1 - r0, H, W, Dn, 1, f.s));
+        }
+        /* x_proj for the 4 directions in pixel order: (L, Dn) · (4P, Dn)ᵀ, in bands */
+        for (size_t p0 = 0; p0 < L; p0 += f.bp) {
+            size_t np = L - p0 < f.bp ? L - p0 : f.bp;
+            const void *src = ub + p0 * Dn;
+            if (f.dt != WV_DTYPE_F32) {
+                T(convert_f32_cuda(ub + p0 * Dn, f.band_a, f.dt, np * Dn, f.s));
+                src = f.band_a;
+            }
+            T(gemm(f, src, bk.x_proj, NULL, f.xdbl + p0 * 4 * P, np, Dn, 4 * P, 0));
+        }
+        T(ss2d_scan_merge_cuda_ex(ub, f.xdbl, bk.dt_w, bk.dt_b, bk.A, bk.Ds, yb, H, W, Dn, R, N,
+                                  f.chunk, f.ws, f.s));
+    }
+    /* tail in pixel bands: y = out_norm(y) [· SiLU(z)]; x += out_proj(y); x += MLP(LN2(x)) */
+    const size_t M = (size_t)f.B * L;
+    for (size_t p0 = 0; p0 < M; p0 += f.bp) {
+        size_t np = M - p0 < f.bp ? M - p0 : f.bp;
+        float *xp = x + p0 * C, *yp = y + p0 * Dn;
+        if (v0) {
+            T(layernorm_cuda_dt(yp, bk.on_w, bk.on_b, yp, WV_DTYPE_F32, np, Dn, f.s));
+            T(layernorm_cuda_dt(xp, bk.norm_w, bk.norm_b, f.band_a, f.dt, np, C, f.s));
+            T(gemm(f, f.band_a, dt_off(bk.in_proj, (size_t)Dn * C, f.dt), NULL, f.band_b, np, C,
+                   Dn, 0));
+            T(mul_silu_cuda_dt(yp, f.band_b, f.band_a, f.dt, np * Dn, f.s));
+        } else {
+            T(layernorm_cuda_dt(yp, bk.on_w, bk.on_b, f.band_a, f.dt, np, Dn, f.s));
+        }
+        T(gemm(f, f.band_a, bk.out_proj, NULL, xp, np, Dn, C, 1));
+        if (s.hidden > 0) {
+            T(layernorm_cuda_dt(xp, bk.n2_w, bk.n2_b, f.band_a, f.dt, np, C, f.s));
+            T(gemm(f, f.band_a, bk.fc1_w, bk.fc1_b, f.band_c, np, C, s.hidden, 0));
+            void *h = f.dt == WV_DTYPE_F32 ? (void *)f.band_c : f.band_d;
+            T(gelu_cuda_dt(f.band_c, h, f.dt, np * s.hidden, f.s));
+            T(gemm(f, h, bk.fc2_w, bk.fc2_b, xp, np, s.hidden, C, 1));
+        }
+    }
+    return WV_OK;
+}
+
+static enum wv_status downsample_forward(gfwd &f, const gstage &s, int C2, const float *x,
+                                         float *xn, int H, int W)
+{
+    const int C = s.C, Ho = (H + 1) / 2, Wo = (W + 1) / 2;
+    if (f.m->cfg.family == VMAMBA_V0) {
+        const int rb = rows_per_band(f.bp, Wo);
+        for (int b = 0; b < f.B; b++)
+            for (int r0 = 0; r0 < Ho; r0 += rb) {
+                int r1 = r0 + rb < Ho ? r0 + rb : Ho;
+                int i0 = 2 * r0, i1 = 2 * r1 < H ? 2 * r1 : H;
+                size_t np = (size_t)(r1 - r0) * Wo;
+                T(patch_merge_cuda_st(x + ((size_t)b * H + i0) * W * C, i0, i1 - i0, f.band_c, r0,
+                                      r1 - r0, H, W, C, f.s));
+                T(layernorm_cuda_dt(f.band_c, s.ds_nw, s.ds_nb, f.band_a, f.dt, np, 4 * C, f.s));
+                T(gemm(f, f.band_a, s.ds_red, NULL, xn + ((size_t)b * Ho + r0) * Wo * C2, np,
+                       4 * C, C2, 0));
+            }
+        return WV_OK;
+    }
+    for (int b = 0; b < f.B; b++)
+        T(conv3s2_cuda_st(x + (size_t)b * H * W * C, 0, H, s.ds_w, s.ds_b,
+                          xn + (size_t)b * Ho * Wo * C2, 0, Ho, H, W, C, C2, f.s));
+    return layernorm_cuda_dt(xn, s.ds_nw, s.ds_nb, xn, WV_DTYPE_F32, (size_t)f.B * Ho * Wo, C2, f.s);
+}
+
+/* logits_d (B, K) on the device; scratch: a map buffer of at least B·L·C floats. */
+static enum wv_status classifier_forward(gfwd &f, const float *x, float *scratch, int L,
+                                         float *logits_d)
+{
+    struct vmamba_cuda *m = f.m;
+    const int C = m->cfg.dims[3], K = m->cfg.num_classes;
+    T(layernorm_cuda_dt(x, m->cls_nw, m->cls_nb, scratch, WV_DTYPE_F32, (size_t)f.B * L, C, f.s));
+    for (int b = 0; b < f.B; b++)
+        T(mean_pool_cuda_st(scratch + (size_t)b * L * C, f.feat + (size_t)b * C, (size_t)L, C, f.s));
+    return gemm_cuda_ex(f.feat, m->head_w, WV_DTYPE_F32, 0, m->head_b, logits_d, (size_t)f.B, C,
+                        K, 0, f.s);
+}
+
+static enum wv_status emit(gfwd &f, vmamba_stage_fn on_stage, void *su, const char *name,
+                           const float *d_map, int H, int W, int C)
+{
+    if (!on_stage) return WV_OK;
+    struct vmamba_cuda *m = f.m;
+    size_t bytes = (size_t)f.B * H * W * C * sizeof(float);
+    if (m->h_map_bytes < bytes) {
+        free(m->h_map);
+        m->h_map = (float *)malloc(bytes ? bytes : 1);
+        m->h_map_bytes = m->h_map ? bytes : 0;
+        if (!m->h_map) return error_set(WV_ENOMEM, "cuda model: %zu bytes for stage map %s", bytes, name);
+    }
+    CUDA_TRY("model output", cudaMemcpyAsync(m->h_map, d_map, bytes, cudaMemcpyDeviceToHost, f.s));
+    CUDA_TRY("model output", cudaStreamSynchronize(f.s));
+    return on_stage(su, name, m->h_map, f.B, H, W, C);
+}
+
+static enum wv_status forward(gfwd &f, int H, int W, vmamba_read_rows_fn read, void *ru,
+                              vmamba_stage_fn on_stage, void *su, float *logits, float *features)
+{
+    struct vmamba_cuda *m = f.m;
+    const struct vmamba_config *cfg = &m->cfg;
+    int hs[4], ws[4];
+    stage_sizes(cfg->family == VMAMBA_V0, H, W, hs, ws);
+    int ix = 0; /* map[ix] holds x */
+    T(stem_forward(f, H, W, read, ru, f.map[0]));
+    T(emit(f, on_stage, su, "patch_embed", f.map[0], hs[0], ws[0], cfg->dims[0]));
+    for (int i = 0; i < VMAMBA_STAGES; i++) {
+        const gstage &s = m->st[i];
+        float *x = f.map[ix], *u = f.map[(ix + 1) % 3], *y = f.map[(ix + 2) % 3];
+        for (int j = 0; j < s.depth; j++) T(block_forward(f, s, s.blocks[j], x, u, y, hs[i], ws[i]));
+        char name[32];
+        snprintf(name, sizeof name, "stage%d_blocks", i);
+        T(emit(f, on_stage, su, name, x, hs[i], ws[i], s.C));
+        if (i < VMAMBA_STAGES - 1) {
+            T(downsample_forward(f, s, cfg->dims[i + 1], x, u, hs[i], ws[i]));
+            ix = (ix + 1) % 3;
+            snprintf(name, sizeof name, "stage%d_downsampled", i);
+            T(emit(f, on_stage, su, name, f.map[ix], hs[i + 1], ws[i + 1], cfg->dims[i + 1]));
+        }
+    }
+    if (features)
+        CUDA_TRY("model output",
+                 cudaMemcpyAsync(features, f.map[ix],
+                                 (size_t)f.B * hs[3] * ws[3] * cfg->dims[3] * sizeof(float),
+                                 cudaMemcpyDeviceToHost, f.s));
+    if (logits) {
+        if (cfg->num_classes <= 0)
+            return error_set(WV_EINVAL, "cuda forward: this checkpoint has no classifier");
+        float *logits_d = f.feat + (size_t)f.B * cfg->dims[3];
+        T(classifier_forward(f, f.map[ix], f.map[(ix + 1) % 3], hs[3] * ws[3], logits_d));
+        CUDA_TRY("model output",
+                 cudaMemcpyAsync(logits, logits_d, (size_t)f.B * cfg->num_classes * sizeof(float),
+                                 cudaMemcpyDeviceToHost, f.s));
+    }
+    CUDA_TRY("model", cudaStreamSynchronize(f.s));
+    return WV_OK;
+}
+
+extern "C" enum wv_status vmamba_cuda_forward(struct vmamba_cuda *m, int B, int H, int W,
+                                              vmamba_read_rows_fn read, void *read_user,
+                                              vmamba_stage_fn on_stage, void *stage_user,
+                                              float *logits, float *features)
+{
+    const int v0 = m->cfg.family == VMAMBA_V0;
+    if (B < 1 || H < 1 || W < 1 || (v0 && (H < 4 || W < 4)))
+        return error_set(WV_EINVAL, "cuda forward: input %d×%d×%d too small%s", B, H, W,
+                         v0 ? " (v0 needs at least 4×4)" : "");
+    CUDA_TRY("model", cudaSetDevice(m->opt.device));
+    /* Arena: try the configured band, halve it on out-of-memory down to VC_BAND_MIN. */
+    size_t bp = m->opt.band_pixels ? m->opt.band_pixels : VC_BAND_DEFAULT;
+    layout l;
+    for (;;) {
+        l = plan(m, B, H, W, bp);
+        size_t bytes = layout_bytes(l, m->opt.dtype);
+        enum wv_status st = cuda_pool_reserve(&m->pool, bytes);
+        if (st == WV_OK) {
+            if (m->opt.verbose)
+                fprintf(stderr, "cuda forward %d×%d×%d: arena %.2f GiB (band %zu pixels, maps 3 × %.2f GiB)\n",
+                        B, H, W, bytes / 1073741824.0, bp, l.map * 4 / 1073741824.0);
+            break;
+        }
+        if (st != WV_ENOMEM || bp / 2 < VC_BAND_MIN) {
+            error_prefix("cuda forward %d×%d×%d (%s, band %zu pixels; maps alone need %.2f GiB)",
+                         B, H, W, wv_dtype_name(m->opt.dtype), bp, 3.0 * l.map * 4 / 1073741824.0);
+            return st;
+        }
+        error_clear();
+        bp /= 2;
+    }
+    gfwd f = {};
+    f.m = m;
+    f.s = m->stream;
+    f.dt = m->opt.dtype;
+    f.tf32 = m->opt.tf32;
+    f.B = B;
+    f.bp = bp;
+    f.chunk = l.chunk;
+    struct cuda_pool *p = &m->pool;
+    size_t es = dtype_size(f.dt);
+    for (int k = 0; k < 3; k++) f.map[k] = (float *)cuda_pool_take(p, l.map * 4);
+    f.xdbl = (float *)cuda_pool_take(p, l.xdbl * 4);
+    f.band_a = cuda_pool_take(p, l.band_a * es);
+    f.band_b = (float *)cuda_pool_take(p, l.band_b * 4);
+    f.band_c = (float *)cuda_pool_take(p, l.band_c * 4);
+    f.band_d = cuda_pool_take(p, l.band_d * es);
+    f.in = (float *)cuda_pool_take(p, l.in * 4);
+    f.mid = (float *)cuda_pool_take(p, l.mid * 4);
+    f.ws = cuda_pool_take(p, l.ws_bytes);
+    f.feat = (float *)cuda_pool_take(p, l.feat * 4);
+    if (!f.feat) /* cannot happen: the arena was sized from the same layout */
+        return error_set(WV_ECUDA, "cuda forward: arena sizing error (%zu of %zu bytes used)",
+                         p->used, p->cap);
+    enum wv_status st = forward(f, H, W, read, read_user, on_stage, stage_user, logits, features);
+    if (st) {
+        /* leave the stream idle before returning, so the caller may free inputs */
+        cudaStreamSynchronize(m->stream);
+        error_prefix("cuda forward %d×%d×%d", B, H, W);
+    }
+    return st;
+}
+
+struct nchw_src {
+    const float *x;
+    int Cin, H, W;
+};
+
+static enum wv_status read_nchw(void *user, int b, int row0, int rows, float *dst)
+{
+    const struct nchw_src *s = (const struct nchw_src *)user;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < s->Cin; c++) {
+            const float *src = s->x + (((size_t)b * s->Cin + c) * s->H + row0 + r) * s->W;
+            float *d = dst + (size_t)r * s->W * s->Cin + c;
+            for (int w = 0; w < s->W; w++) d[(size_t)w * s->Cin] = src[w];
+        }
+    return WV_OK;
+}
+
+extern "C" enum wv_status vmamba_cuda_forward_nchw(struct vmamba_cuda *m, const float *x, int B,
+                                                   int H, int W, vmamba_stage_fn on_stage,
+                                                   void *stage_user, float *logits)
+{
+    struct nchw_src s = {x, m->in_chans, H, W};
+    return vmamba_cuda_forward(m, B, H, W, read_nchw, &s, on_stage, stage_user, logits, NULL);
+}

@@ -1,0 +1,75 @@
+/*
+ * vmamba_cuda.h — the whole VMamba forward on one NVIDIA GPU: the CUDA twin of src/vmamba.h
+ * (same structure, same outputs: logits, the stage-3 feature map and every stage map through the
+ * same callback with the golden names), written the llm.c way in cuda/vmamba.cu. Both families
+ * (v2 v05_noz, v0 z-gate + PatchMerging), any H×W, any B.
+ *
+ * Weights are uploaded once at create time (GEMM weights converted to the storage dtype; norms,
+ * convs, A, D, dt in fp32). Activations live in one device arena (cuda/pool.h) sized from the
+ * configuration and the input size; per-pixel work runs in pixel bands so only the maps the
+ * scan needs whole (x, u, merged y, x_proj output) are full size. One stream, async copies from
+ * pinned staging, no host round trip inside a forward. If the arena does not fit, the band is
+ * halved and the allocation retried; when even the smallest band does not fit the forward fails
+ * with WV_ENOMEM and a message giving the sizes. Never exits.
+ */
+#ifndef WV_VMAMBA_CUDA_H
+#define WV_VMAMBA_CUDA_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "src/device_select.h"
+#include "src/error.h"
+#include "src/vmamba.h"
+#include "src/vmamba_config.h"
+#include "src/weights.h"
+
+struct vmamba_cuda;
+
+struct vmamba_cuda_options {
+    int device;          /* CUDA ordinal */
+    enum wv_dtype dtype; /* GEMM operand / weight storage; accumulation and scan always fp32 */
+    int tf32;            /* allow TF32 tensor cores for f32 GEMMs (default 0: exact fp32) */
+    size_t band_pixels;  /* pixels per band for per-pixel work; 0 = default (1 Mi pixels) */
+    int scan_chunk;      /* tokens per scan chunk; 0 = default */
+    int verbose;         /* print arena sizes on stderr */
+};
+
+/* Build the GPU model from a checkpoint's tensors (configuration inferred as vmamba_load does;
+ * `prefix` "" or "backbone."). Uploads the weights; `w` may be freed afterwards.
+ * opt may be NULL (device 0, f32). Errors: those of vmamba_config_infer / missing tensors,
+ * WV_EUNSUPPORTED (no device, d_state > CUDA_SCAN_MAX_N), WV_ENOMEM, WV_ECUDA. */
+enum wv_status vmamba_cuda_create(const struct weights *w, const char *prefix,
+                                  const struct vmamba_cuda_options *opt, struct vmamba_cuda **out);
+void vmamba_cuda_free(struct vmamba_cuda *m);
+
+const struct vmamba_config *vmamba_cuda_config(const struct vmamba_cuda *m);
+int vmamba_cuda_in_chans(const struct vmamba_cuda *m);
+
+/* Forward B images of H×W, the contract of vmamba_forward (src/vmamba.h): input rows pulled
+ * through `read` (host memory, (rows, W, Cin) channels-last), `on_stage` called with each map
+ * (host memory, (B, H, W, C) channels-last, valid only during the call; downloading costs a
+ * device→host copy per map, so pass NULL when not needed), logits (B, classes) and features
+ * (B, Hs, Ws, dims[3]) in host memory, each optional. */
+enum wv_status vmamba_cuda_forward(struct vmamba_cuda *m, int B, int H, int W,
+                                   vmamba_read_rows_fn read, void *read_user,
+                                   vmamba_stage_fn on_stage, void *stage_user, float *logits,
+                                   float *features);
+
+/* Convenience: input as an in-memory (B, Cin, H, W) NCHW host array. */
+enum wv_status vmamba_cuda_forward_nchw(struct vmamba_cuda *m, const float *x, int B, int H,
+                                        int W, vmamba_stage_fn on_stage, void *stage_user,
+                                        float *logits);
+
+/* Device bytes the arena needs for a B×H×W forward with the given band (0 = default). */
+size_t vmamba_cuda_arena_bytes(const struct vmamba_cuda *m, int B, int H, int W,
+                               size_t band_pixels);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
