@@ -469,17 +469,54 @@ enum wv_status slide_require_mpp(const struct slide *s)
 static void fill_white(uint8_t *rgb, size_t n_bytes) { memset(rgb, 255, n_bytes); }
 
 /* One openslide_read_region of (w, h) ≤ SLIDE_READ_PIECE² (plus margins) level px at level-0
- * (x, y) into `rgb` with row stride `stride` bytes. `argb` is scratch of w·h words. */
+ * (x, y) into `rgb` with row stride `stride` bytes. `argb` is scratch of w·h words.
+ * OpenSlide 3.4.1 misplaces reads that start at negative coordinates on a level with a
+ * non-integer downsample (tcga-cr-7395's level 1 read at (−4, −4) comes back shifted by one
+ * level px, not 1.9995), so the part left of / above the slide is filled with white here and
+ * OpenSlide is only asked for coordinates ≥ 0. */
+/* Where read_piece puts the level: the level position of buffer column 0 for a piece read at
+ * level-0 coordinate x (X/dl, except for x < 0, see read_piece). */
+static double piece_origin(double dl, int64_t x)
+{
+    if (x >= 0) return x / dl;
+    int64_t c0 = (int64_t)ceil(-x / dl), xs = (int64_t)llround(x + c0 * dl);
+    if (xs < 0) xs = 0;
+    return xs / dl - (double)c0;
+}
+
 static enum wv_status read_piece(struct slide *s, int level, int64_t x, int64_t y, int64_t w,
                                  int64_t h, uint32_t *argb, uint8_t *rgb, size_t stride)
 {
-    openslide_read_region(s->osr, argb, x, y, level, w, h);
+    double dl = s->levels[level].downsample;
+    int64_t c0 = 0, r0 = 0, xs = x, ys = y;
+    if (x < 0) {
+        c0 = (int64_t)ceil(-x / dl); /* first column at level position ≥ 0 */
+        if (c0 > w) c0 = w;
+        xs = (int64_t)llround(x + c0 * dl);
+        if (xs < 0) xs = 0;
+    }
+    if (y < 0) {
+        r0 = (int64_t)ceil(-y / dl);
+        if (r0 > h) r0 = h;
+        ys = (int64_t)llround(y + r0 * dl);
+        if (ys < 0) ys = 0;
+    }
+    for (int64_t r = 0; r < h; r++) {
+        if (r < r0)
+            memset(rgb + (size_t)r * stride, 255, (size_t)w * 3);
+        else if (c0)
+            memset(rgb + (size_t)r * stride, 255, (size_t)c0 * 3);
+    }
+    int64_t rw = w - c0, rh = h - r0;
+    if (rw <= 0 || rh <= 0) return WV_OK;
+    openslide_read_region(s->osr, argb, xs, ys, level, rw, rh);
     const char *oerr = openslide_get_error(s->osr);
     if (oerr)
         return slide_fail(s, WV_EFORMAT, "read of %lldx%lld px at level %d, (%lld, %lld): %s",
-                          (long long)w, (long long)h, level, (long long)x, (long long)y, oerr);
-    for (int64_t r = 0; r < h; r++)
-        resample_argb_to_rgb(argb + r * w, (size_t)w, rgb + (size_t)r * stride);
+                          (long long)rw, (long long)rh, level, (long long)xs, (long long)ys, oerr);
+    for (int64_t r = 0; r < rh; r++)
+        resample_argb_to_rgb(argb + r * rw, (size_t)rw,
+                             rgb + (size_t)(r + r0) * stride + (size_t)c0 * 3);
     return WV_OK;
 }
 
@@ -579,13 +616,13 @@ enum wv_status slide_read_region_ds(struct slide *s, int64_t x0, int64_t y0, int
                 for (int64_t r = 0; r < ch; r++) fill_white(dst + (size_t)r * ostride, (size_t)cw * 3);
                 continue; /* wholly outside the slide (a padded halo): no read */
             }
-            /* buffer origin: an integer level-0 position at or before the footprint, minus a
-             * margin; its level-frame position bx may be fractional (OpenSlide interpolates
-             * there, and the resampler takes the true origin into account) */
+            /* buffer origin: the level-0 px nearest to level px floor(ax) − margin. Its level
+             * position bx = X/dl is fractional when dl is not an integer (by at most 0.5/dl
+             * level px); OpenSlide then interpolates, and the resampler uses the true bx */
             double ax = fx0 / dl, ay = fy0 / dl;
-            int64_t X = (int64_t)floor((floor(ax) - margin) * dl);
-            int64_t Y = (int64_t)floor((floor(ay) - margin) * dl);
-            double bx = X / dl, by = Y / dl;
+            int64_t X = (int64_t)llround((floor(ax) - margin) * dl);
+            int64_t Y = (int64_t)llround((floor(ay) - margin) * dl);
+            double bx = piece_origin(dl, X), by = piece_origin(dl, Y);
             int64_t bw = (int64_t)ceil(fx1 / dl - bx) + margin;
             int64_t bh = (int64_t)ceil(fy1 / dl - by) + margin;
             if (bw > bw_max) bw = bw_max;
