@@ -236,6 +236,7 @@ static struct pk_obj *new_seq(struct pk_machine *m, enum pk_kind k, struct pk_ob
 static enum wv_status grow_append(struct pk_machine *m, struct pk_obj ***arr, size_t *len,
                                   size_t *cap, struct pk_obj **items, size_t n)
 {
+    if (n == 0) return WV_OK; /* (and *arr may still be NULL) */
     if (*len + n > *cap) {
         size_t c = *cap ? *cap : 8;
         while (c < *len + n) c *= 2;
@@ -640,6 +641,13 @@ enum wv_status pk_load(const uint8_t *data, size_t len, struct pk_machine **out,
     m->len = len;
     m->mem_limit = PK_MEM_BASE + (len < SIZE_MAX / PK_MEM_PER_BYTE ? len * PK_MEM_PER_BYTE : len);
     m->memo_limit = len + 16; /* a memo id never exceeds the number of PUTs before it */
+    /* allocated up front so that stack + index is never arithmetic on NULL */
+    m->cap_stack = 64;
+    m->stack = malloc(m->cap_stack * sizeof *m->stack);
+    if (!m->stack) {
+        free(m);
+        return error_set(WV_ENOMEM, "pickle: out of memory");
+    }
     int stop = 0;
     enum wv_status st = WV_OK;
     while (!st && !stop) {
