@@ -64,7 +64,7 @@ extern "C" enum wv_status gemm_cuda_ex(const void *x, const void *w, enum wv_dty
                                        int accumulate, cudaStream_t stream)
 {
     if (M == 0 || Nout <= 0) return WV_OK;
-    cublasHandle_t h;
+    cublasHandle_t h = NULL;
     enum wv_status st = get_handle(&h);
     if (st) return st;
     CUBLAS_TRY("gemm", cublasSetStream(h, stream));

@@ -8,11 +8,11 @@
 
 #include <stddef.h>
 
-#include "src/error.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "src/error.h"
 
 struct cuda_pool {
     char *base;   /* device memory */
