@@ -180,7 +180,7 @@ static void print_text(FILE *f, const struct info_result *r, const struct info_o
 }
 
 /* Everything for one slide; prints nothing on failure (the caller reports error_msg()). */
-static enum wv_status info_one(const char *path, const struct info_opts *o, int n_slides)
+static enum wv_status info_one(const char *path, const struct info_opts *o)
 {
     struct info_result r;
     memset(&r, 0, sizeof r);
@@ -198,7 +198,9 @@ static enum wv_status info_one(const char *path, const struct info_opts *o, int 
         if (o->thumb_is_dir) {
             char stem[1024];
             util_stem(path, stem, sizeof stem);
-            if (snprintf(r.thumb_path, sizeof r.thumb_path, "%s/%s.png", o->thumbnail, stem) >=
+            size_t nd = strlen(o->thumbnail);
+            const char *sep = nd && o->thumbnail[nd - 1] == '/' ? "" : "/";
+            if (snprintf(r.thumb_path, sizeof r.thumb_path, "%s%s%s.png", o->thumbnail, sep, stem) >=
                 (int)sizeof r.thumb_path) {
                 st = error_set(WV_EINVAL, "thumbnail path too long");
                 goto done;
@@ -206,7 +208,6 @@ static enum wv_status info_one(const char *path, const struct info_opts *o, int 
         } else {
             snprintf(r.thumb_path, sizeof r.thumb_path, "%s", o->thumbnail);
         }
-        (void)n_slides;
         st = thumbnail_write_png(r.s, r.have_tissue ? &r.mask : NULL,
                                  r.have_tissue ? &r.plan : NULL, 0, r.thumb_path);
         if (st != WV_OK) {
@@ -301,7 +302,7 @@ static int run(int argc, char **argv)
     int failed = 0;
     for (int i = optind; i < argc; i++) {
         error_clear();
-        if (info_one(argv[i], &o, n) != WV_OK) {
+        if (info_one(argv[i], &o) != WV_OK) {
             cli_fail(argv[i]);
             failed = 1;
         }
