@@ -87,6 +87,10 @@ enum wv_status ss2d_scan_merge_cuda_ex(const float *u, const float *xdbl, const 
                                        float *y, int H, int W, int Dn, int R, int N, int chunk,
                                        void *ws, cudaStream_t stream);
 
+/* Destroy the calling thread's cuBLAS handles (created on first GEMM). Optional; lets tools end
+ * with no device allocation outstanding (compute-sanitizer --leak-check). */
+void cuda_ops_release_thread(void);
+
 /* ---- the backend table ---------------------------------------------------------------------- */
 extern const struct backend_ops backend_cuda_ops;
 

@@ -46,6 +46,15 @@ static enum wv_status get_handle(cublasHandle_t *out)
     return WV_OK;
 }
 
+extern "C" void cuda_ops_release_thread(void)
+{
+    for (int d = 0; d < GEMM_MAX_DEVICES; d++)
+        if (tl_handle[d]) {
+            cublasDestroy(tl_handle[d]);
+            tl_handle[d] = NULL;
+        }
+}
+
 __global__ void bias_rows_kernel1(float *y, const float *bias, size_t M, int Nout, int accumulate)
 {
     GRID_STRIDE_LOOP(i, M * (size_t)Nout)

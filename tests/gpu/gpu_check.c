@@ -5,6 +5,7 @@
  * be written as safetensors (--save); the input is a deterministic function of (b, y, x, c), so
  * CPU and GPU see identical pixels without a multi-GB input file.
  *
+ *   gpu_check --compare GOT.bin REF.bin TOL   (no device needed: float32 files, gt_compare)
  *   gpu_check [--config t-s1l8|t-s2l5|v0-t|tiny-v2|tiny-v0] [--size N | --hw H,W] [--batch B]
  *             [--threads T] [--no-cpu] [--dtypes f32,bf16] [--seed S] [--save FILE]
  *
@@ -80,8 +81,44 @@ static int make_cfg(const char *name, struct vmamba_config *c)
     return 0;
 }
 
+/* --compare: two raw float32 files of the same size within tol (relative to |ref| + rms). */
+static int compare_files(const char *got_path, const char *ref_path, double tol)
+{
+    float *v[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    const char *paths[2] = {got_path, ref_path};
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(paths[k], "rb");
+        if (!f) {
+            printf("RESULT compare FAIL cannot open %s\n", paths[k]);
+            return 1;
+        }
+        fseek(f, 0, SEEK_END);
+        long sz = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        n[k] = sz > 0 ? (size_t)sz / 4 : 0;
+        v[k] = malloc(n[k] * 4 + 4);
+        if (!v[k] || fread(v[k], 4, n[k], f) != n[k]) {
+            fclose(f);
+            printf("RESULT compare FAIL cannot read %s\n", paths[k]);
+            return 1;
+        }
+        fclose(f);
+    }
+    if (n[0] != n[1]) {
+        printf("RESULT compare FAIL %s has %zu floats, %s has %zu\n", got_path, n[0], ref_path, n[1]);
+        return 1;
+    }
+    double d = gt_compare(got_path, v[0], v[1], n[0], tol);
+    double r = gt_rms(v[1], n[0]);
+    printf("RESULT compare %s max|diff|=%.3g rms(ref)=%.3g\n", tu_failures ? "FAIL" : "PASS", d, r);
+    free(v[0]), free(v[1]);
+    return tu_failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[1], "--compare")) return compare_files(argv[2], argv[3], atof(argv[4]));
     const char *cfg_name = "t-s1l8", *dtypes = "f32,bf16", *save = NULL;
     int H = 512, W = 512, B = 1, threads = 0, do_cpu = 1;
     uint64_t seed = 42;
@@ -200,5 +237,6 @@ int main(int argc, char **argv)
     free(f_cpu), free(l_cpu), free(f_gpu), free(l_gpu);
     vmamba_free(cpu);
     weights_free(w);
+    cuda_ops_release_thread();
     return fails || tu_failures ? 1 : 0;
 }

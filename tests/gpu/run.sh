@@ -1,0 +1,139 @@
+#!/bin/bash
+# run.sh LOGDIR — every GPU check of the CUDA backend in one go, on a machine with an NVIDIA GPU,
+# from the bundle that tests/gpu/make-bundle.sh builds (binaries + lib/ + golden/ beside this
+# script). On the GPU host:
+#     cd .gpu && LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64 ./run.sh $OUT/logs
+# Checks, in order: the op tests (dense ops, scan + SS2D, whole model), the golden v2_ds1 model
+# through `wsi-vmamba forward --device cuda` (f32 and bf16) compared file by file with
+# ../golden, one 10,000² VMamba-T[s1l8] region with random weights and input on GPU and CPU
+# (--threads 16), compute-sanitizer memcheck on small forwards of both families. Full logs stay
+# in LOGDIR; a summary table (check, result, figure) is printed last. Without a device every GPU
+# check reports SKIP. Budget: < 8 min on an H100 (the 10k² CPU forward dominates).
+# Env: WV_BIG_SIZE (default 10000), WV_THREADS (default 16), WV_SKIP_BIG=1, WV_SKIP_SANITIZER=1.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+logs=${1:?usage: run.sh LOGDIR}
+mkdir -p "$logs"
+logs=$(cd "$logs" && pwd)
+export WV_SHARED_DIR=$here        # the tests read $WV_SHARED_DIR/golden/...
+export WV_TEST_TMP=${TMPDIR:-/tmp}/wv-gpu-$$
+mkdir -p "$WV_TEST_TMP"
+big=${WV_BIG_SIZE:-10000}
+threads=${WV_THREADS:-16}
+summary=$logs/summary.tsv
+: >"$summary"
+t_start=$(date +%s)
+
+# result NAME RESULT FIGURE
+result() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$summary"; }
+
+# run_test NAME CMD... : rc 0 PASS, 77 SKIP, else FAIL; figure = the program's last summary line
+run_test() {
+  local name=$1; shift
+  local log=$logs/$name.log t0=$(date +%s)
+  "$@" >"$log" 2>&1
+  local rc=$? t=$(( $(date +%s) - t0 ))
+  local fig
+  fig=$(grep -E 'checks, [0-9]+ failed|SKIP' "$log" | tail -1)
+  case $rc in
+    0) result "$name" PASS "${fig:-ok} (${t}s)" ;;
+    77) result "$name" SKIP "${fig:-no device}" ;;
+    *) result "$name" FAIL "rc $rc: ${fig:-see $name.log} (${t}s)" ;;
+  esac
+  return $rc
+}
+
+{
+  echo "== host"; date -u; uname -a
+  command -v nvidia-smi >/dev/null && nvidia-smi || echo "nvidia-smi: not found"
+  ls -la "$here"
+} >"$logs/host.log" 2>&1
+
+have_gpu=1
+if ! "$here/gpu_check" --config tiny-v2 --size 8 --no-cpu --dtypes f32 >"$logs/probe.log" 2>&1; then
+  grep -q SKIP "$logs/probe.log" && have_gpu=0
+fi
+[ $have_gpu = 1 ] && result device INFO "$(grep -m1 'device 0' "$logs/probe.log" | sed 's/^gpu_check: //')" \
+                  || result device SKIP "$(grep -m1 SKIP "$logs/probe.log" | sed 's/^gpu_check: //')"
+
+# 1. op tests and the whole-model tests (golden + random models vs CPU + OOM)
+for t in test_gpu_ops test_gpu_scan test_gpu_model; do
+  run_test "$t" "$here/$t"
+done
+
+# 2. golden through the CLI: forward --device cuda, every output file vs the golden tensors
+golden_cli() { # case N H W dtype tol_maps tol_logits
+  local c=$1 n=$2 h=$3 w=$4 dt=$5 tm=$6 tl=$7
+  local name=golden-cli-$c-$dt out=$WV_TEST_TMP/fwd-$c-$dt log=$logs/golden-cli-$c-$dt.log
+  if [ $have_gpu = 0 ]; then result "$name" SKIP "no device"; return; fi
+  "$here/wsi-vmamba" forward --weights "$here/golden/v2_ds1_weights.safetensors" \
+    --input "$here/golden/v2_ds1_${c}_input.bin" --shape "$n,3,$h,$w" --out "$out" \
+    --device cuda --dtype "$dt" >"$log" 2>&1
+  local rc=$?
+  if [ $rc != 0 ]; then result "$name" FAIL "forward rc $rc: $(tail -1 "$log")"; return; fi
+  local worst="" fail=0 f
+  for f in logits patch_embed stage0_blocks stage0_downsampled stage1_blocks stage1_downsampled \
+           stage2_blocks stage2_downsampled stage3_blocks; do
+    local tol=$tm; [ $f = logits ] && tol=$tl
+    if ! "$here/gpu_check" --compare "$out/$f.bin" "$here/golden/v2_ds1_${c}_$f.bin" "$tol" >>"$log" 2>&1; then
+      fail=1; worst="$worst $f"
+    fi
+  done
+  local maxd
+  maxd=$(grep -o 'max|diff|=[0-9.e+-]*' "$log" | sort -t= -k2 -g | tail -1)
+  [ $fail = 0 ] && result "$name" PASS "9 tensors, worst $maxd (tol $tm, logits $tl)" \
+                || result "$name" FAIL "mismatch in:$worst ($maxd)"
+}
+golden_cli in 2 64 64 f32 1e-4 1e-4
+golden_cli in_odd 1 50 78 f32 1e-4 1e-4
+golden_cli in 2 64 64 bf16 5e-2 5e-2
+golden_cli in_odd 1 50 78 bf16 5e-2 5e-2
+
+# 3. one big region: VMamba-T[s1l8], random weights (written to a safetensors file) and input,
+#    GPU (f32 and bf16) vs CPU on the same weights and pixels; stage-3 map and logits
+if [ $have_gpu = 0 ] || [ "${WV_SKIP_BIG:-0}" = 1 ]; then
+  result "big-${big}" SKIP "$([ $have_gpu = 0 ] && echo 'no device' || echo 'WV_SKIP_BIG=1')"
+else
+  log=$logs/big-$big.log
+  t0=$(date +%s)
+  timeout 420 "$here/gpu_check" --config t-s1l8 --size "$big" --threads "$threads" \
+    --dtypes f32,bf16 --save "$WV_TEST_TMP/t-s1l8-random.safetensors" >"$log" 2>&1
+  rc=$?
+  t=$(( $(date +%s) - t0 ))
+  cput=$(grep -o 'cpu forward.*' "$log" | head -1)
+  while read -r _ name res fig; do
+    [ -n "$name" ] && result "big-$big-$name" "$res" "$fig"
+  done < <(grep '^RESULT' "$log")
+  case $rc in
+    0) result "big-$big" PASS "${t}s total; $cput" ;;
+    124) result "big-$big" FAIL "timed out after ${t}s" ;;
+    *) result "big-$big" FAIL "rc $rc (${t}s): $(grep -v '^ ' "$log" | tail -1)" ;;
+  esac
+fi
+
+# 4. compute-sanitizer memcheck on small forwards (odd sizes, B = 2, both families)
+san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+if [ $have_gpu = 0 ]; then
+  result memcheck SKIP "no device"
+elif [ "${WV_SKIP_SANITIZER:-0}" = 1 ]; then
+  result memcheck SKIP "WV_SKIP_SANITIZER=1"
+elif [ -z "$san" ]; then
+  result memcheck SKIP "compute-sanitizer not found"
+else
+  for cfg in tiny-v2 tiny-v0; do
+    log=$logs/memcheck-$cfg.log
+    timeout 300 "$san" --tool memcheck --leak-check full --error-exitcode 9 \
+      "$here/gpu_check" --config $cfg --hw 45,61 --batch 2 --no-cpu --dtypes f32,bf16 >"$log" 2>&1
+    rc=$?
+    errs=$(grep -o 'ERROR SUMMARY: [0-9]* error' "$log" | tail -1)
+    [ $rc = 0 ] && result "memcheck-$cfg" PASS "${errs:-ok}" || result "memcheck-$cfg" FAIL "rc $rc ${errs}"
+  done
+fi
+
+rm -rf "$WV_TEST_TMP"
+total=$(( $(date +%s) - t_start ))
+nfail=$(awk -F'\t' '$2=="FAIL"' "$summary" | wc -l)
+echo
+echo "== summary (${total}s; logs in $logs)"
+{ printf 'check\tresult\tfigure\n'; cat "$summary"; } | column -t -s $'\t' 2>/dev/null || cat "$summary"
+[ "$nfail" = 0 ]
