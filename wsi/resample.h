@@ -6,7 +6,8 @@
  * Geometry (both resamplers): source pixel (u, v) covers the square [u, u+1) × [v, v+1) of the
  * source frame. Output pixel (i, j) covers [ox + i·sx, ox + (i+1)·sx) × [oy + j·sy, oy + (j+1)·sy)
  * in that frame: sx, sy are source pixels per output pixel (> 1 shrinks), ox, oy the output
- * origin in source pixels (may be fractional). Source pixels outside the buffer count as white.
+ * origin in source pixels (may be fractional). Outside the buffer: white for area averaging, the
+ * edge pixel repeated for bilinear (callers read a margin around the footprint).
  */
 #ifndef WV_RESAMPLE_H
 #define WV_RESAMPLE_H

@@ -109,7 +109,10 @@ enum wv_status slide_require_mpp(const struct slide *s);
  * (w, h) in level px, as RGB (h, w, 3) bytes, row stride 3w. This is openslide_read_region,
  * split into pieces of at most SLIDE_READ_PIECE² level px, converted to RGB (un-premultiplied,
  * transparent = white, outside the slide = white). Note OpenSlide interpolates when x0/downsample
- * is not an integer. Thread-safe. On error the output is filled with white, the handle's sticky
+ * is not an integer (see docs/slides.md); pieces after the first start at level-0
+ * x0 + round(k·SLIDE_READ_PIECE·downsample). Coordinates left of / above the slide are filled
+ * with white here rather than passed to OpenSlide, which misplaces such reads on levels with a
+ * non-integer downsample. Thread-safe. On error the output is filled with white, the handle's sticky
  * error is set and the status returned. */
 enum wv_status slide_read_level(struct slide *s, int level, int64_t x0, int64_t y0, int64_t w,
                                 int64_t h, uint8_t *rgb);
@@ -120,6 +123,8 @@ enum wv_status slide_read_level(struct slide *s, int level, int64_t x0, int64_t 
  * scale: a copy when the scale ratio to the level is exactly 1 (then the output equals the
  * level's pixels read at (x0, y0)), area averaging when shrinking, bilinear when enlarging.
  * Memory is bounded (pieces of at most SLIDE_READ_PIECE² level px per call), whatever out_w/out_h.
+ * Each piece is read from the level-0 px nearest level px floor(footprint start) − 2, and the
+ * resampler uses that px's true (possibly fractional) level position.
  * rgb_out: (out_h, out_w, 3). Thread-safe. On error: white output, sticky error, status. */
 enum wv_status slide_read_region_ds(struct slide *s, int64_t x0, int64_t y0, int64_t out_w,
                                     int64_t out_h, double ds_x, double ds_y, uint8_t *rgb_out);
