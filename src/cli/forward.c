@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "../backend.h"
+#include "../device_select.h"
 #include "../error.h"
 #include "../util.h"
 #include "../vmamba.h"
@@ -18,11 +19,16 @@
 #include "../weights.h"
 #include "cli.h"
 
+#ifdef WV_HAVE_CUDA
+#include "cuda/vmamba_cuda.h"
+#endif
+
 static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: wsi-vmamba forward --weights W --input X.bin --shape N,C,H,W --out DIR\n"
-            "                          [--device cpu|cuda] [--threads N] [--prefix P]\n\n"
+            "                          [--device auto|cpu|cuda[:N]] [--dtype f32|bf16|f16]\n"
+            "                          [--threads N] [--prefix P]\n\n"
             "Run a VMamba checkpoint (.pth or .safetensors, official tensor names) on a raw\n"
             "little-endian float32 NCHW input and write into DIR:\n"
             "  logits.bin                       (N, classes)   (when the checkpoint has a head)\n"
@@ -35,7 +41,10 @@ static void usage(FILE *out)
             "  --input X        raw float32 NCHW input (required); its size must match --shape\n"
             "  --shape N,C,H,W  input shape (required); C must be the model's input channels\n"
             "  --out DIR        output folder, created if missing (required)\n"
-            "  --device D       cpu (default) or cuda\n"
+            "  --device D       cpu (default), cuda, cuda:N, or auto (a GPU when one is present);\n"
+            "                   the device used is printed on stderr\n"
+            "  --dtype T        GPU storage of GEMM weights/operands: f32 (default), bf16, f16;\n"
+            "                   accumulation and the scan stay fp32 (the CPU always computes fp32)\n"
             "  --threads N      CPU threads (default: all cores); results do not depend on it\n"
             "  --prefix P       tensor name prefix (default: \"\" then \"backbone.\")\n"
             "  --no-maps        write only logits.bin\n"
@@ -117,13 +126,14 @@ static int run(int argc, char **argv)
         {"shape", required_argument, 0, 's'},   {"out", required_argument, 0, 'o'},
         {"device", required_argument, 0, 'd'},  {"threads", required_argument, 0, 't'},
         {"prefix", required_argument, 0, 'p'},  {"no-maps", no_argument, 0, 'n'},
+        {"dtype", required_argument, 0, 'y'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *wpath = NULL, *ipath = NULL, *shape = NULL, *outdir = NULL, *device = "cpu",
-               *prefix = NULL;
+               *prefix = NULL, *dtype_s = "f32";
     long threads = 0;
     int no_maps = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "w:i:s:o:d:t:p:nh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "w:i:s:o:d:t:p:y:nh", opts, NULL)) != -1) {
         switch (c) {
         case 'w': wpath = optarg; break;
         case 'i': ipath = optarg; break;
@@ -132,6 +142,7 @@ static int run(int argc, char **argv)
         case 'd': device = optarg; break;
         case 'p': prefix = optarg; break;
         case 'n': no_maps = 1; break;
+        case 'y': dtype_s = optarg; break;
         case 't':
             if (cli_parse_long("forward", "--threads", optarg, 1, 1024, &threads)) return CLI_EXIT_USAGE;
             break;
@@ -154,17 +165,26 @@ static int run(int argc, char **argv)
             s = end + 1;
         }
     }
-    enum wv_device dev;
-    if (!strcmp(device, "cpu")) dev = WV_DEVICE_CPU;
-    else if (!strcmp(device, "cuda")) dev = WV_DEVICE_CUDA;
-    else return cli_usage_error("forward", "--device '%s': expected cpu or cuda", device);
-
+    enum wv_dtype dtype;
+    if (wv_dtype_parse(dtype_s, &dtype)) return cli_usage_error("forward", "%s", error_msg());
+    struct device_choice dc;
+    if (device_select(device, &dc)) {
+        if (error_code() == WV_EINVAL) return cli_usage_error("forward", "%s", error_msg());
+        return cli_fail("forward");
+    }
+    /* the CPU backend also serves the GPU path's host side (input rows) */
     struct backend be;
-    if (backend_init(&be, dev, (int)threads, 0)) return cli_fail("forward");
+    if (backend_init(&be, WV_DEVICE_CPU, (int)threads, 0)) return cli_fail("forward");
+    fprintf(stderr, "forward: device %s, dtype %s\n", dc.desc,
+            dc.device == WV_DEVICE_CUDA ? wv_dtype_name(dtype) : "f32");
 
     int rc = CLI_EXIT_FAIL;
     struct weights *w = NULL;
     struct vmamba *m = NULL;
+    const char *used_prefix = "";
+#ifdef WV_HAVE_CUDA
+    struct vmamba_cuda *gm = NULL;
+#endif
     struct input_file in = {.f = NULL, .path = ipath};
     float *logits = NULL;
     if (weights_load(wpath, &w)) {
@@ -178,6 +198,7 @@ static int run(int argc, char **argv)
             error_clear();
             if (vmamba_load(w, prefix ? prefix : tries[i], &m) && i == 0)
                 snprintf(why, sizeof why, "%s", error_msg());
+            if (m) used_prefix = prefix ? prefix : tries[i];
         }
         if (!m) {
             error_clear();
@@ -223,8 +244,22 @@ static int run(int argc, char **argv)
     }
     struct out_dir od = {outdir};
     double t0 = util_now();
-    if (vmamba_forward(m, &be, N, H, W, read_rows, &in, no_maps ? NULL : write_map, &od, logits,
-                       NULL)) {
+    enum wv_status fst;
+#ifdef WV_HAVE_CUDA
+    if (dc.device == WV_DEVICE_CUDA) {
+        struct vmamba_cuda_options gopt = {.device = dc.index, .dtype = dtype};
+        if (vmamba_cuda_create(w, used_prefix, &gopt, &gm)) {
+            rc = cli_fail(wpath);
+            goto out;
+        }
+        t0 = util_now();
+        fst = vmamba_cuda_forward(gm, N, H, W, read_rows, &in, no_maps ? NULL : write_map, &od,
+                                  logits, NULL);
+    } else
+#endif
+        fst = vmamba_forward(m, &be, N, H, W, read_rows, &in, no_maps ? NULL : write_map, &od,
+                             logits, NULL);
+    if (fst) {
         rc = cli_fail(ipath);
         goto out;
     }
@@ -243,6 +278,9 @@ static int run(int argc, char **argv)
 out:
     if (in.f) fclose(in.f);
     free(logits);
+#ifdef WV_HAVE_CUDA
+    vmamba_cuda_free(gm);
+#endif
     vmamba_free(m);
     weights_free(w);
     backend_destroy(&be);

@@ -21,6 +21,10 @@ done
 # golden: the v2_ds1 model (safetensors), its inputs / logits / stage maps, the scan cases
 cp "$shared/golden/manifest.json" "$shared"/golden/v2_ds1_*.bin "$shared/golden/v2_ds1_weights.safetensors" \
    "$shared"/golden/scan_*.bin "$out/golden/"
+# lib/ is ~60 MB (OpenBLAS alone 36 MB): ship it gzipped; run.sh unpacks it on first use
+# (before any binary starts, so LD_LIBRARY_PATH=$PWD/lib finds it).
+tar -czf "$out/lib.tar.gz" -C "$out" lib
+rm -rf "$out/lib"
 cp "$root/tests/gpu/run.sh" "$out/"
 chmod +x "$out/run.sh"
 size=$(du -sm "$out" | cut -f1)

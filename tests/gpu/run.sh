@@ -15,6 +15,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 logs=${1:?usage: run.sh LOGDIR}
 mkdir -p "$logs"
 logs=$(cd "$logs" && pwd)
+# make-bundle.sh ships the libraries as lib.tar.gz (size budget); unpack once
+if [ ! -d "$here/lib" ] && [ -f "$here/lib.tar.gz" ]; then
+  tar -xzf "$here/lib.tar.gz" -C "$here" || { echo "run.sh: cannot unpack lib.tar.gz" >&2; exit 1; }
+fi
 export WV_SHARED_DIR=$here        # the tests read $WV_SHARED_DIR/golden/...
 export WV_TEST_TMP=${TMPDIR:-/tmp}/wv-gpu-$$
 mkdir -p "$WV_TEST_TMP"
