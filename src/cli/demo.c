@@ -90,7 +90,7 @@ static int run(int argc, char **argv)
     qsort(names, (size_t)n, sizeof names[0], cmp_str);
     int failures = 0;
     for (int i = 0; i < n; i++) {
-        char path[4096], thumb[4096];
+        char path[8192 + 256], thumb[8192 + 256];
         snprintf(path, sizeof path, "%s/%s", cohort, names[i]);
         snprintf(thumb, sizeof thumb, "%s/%.*s_thumbnail.png", dir, (int)(strlen(names[i]) - 4),
                  names[i]);
