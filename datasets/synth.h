@@ -41,7 +41,7 @@ struct synth_lesion {
 /*
  * Build the geometry of one slide: level-0 size w×h px at mpp µm/px; tumour slides get lesions
  * (1–3 of micro/macro size, as large as the tissue allows, and 1–3 ITC-sized < 200 µm), normal
- * slides none. Sizes in [256, 2^31). Caller frees with synth_slide_free. WV_EINVAL, WV_ENOMEM.
+ * slides none. Sizes in [512, 2^31) (so mask level 5 is >= 16 px). Caller frees with synth_slide_free. WV_EINVAL, WV_ENOMEM.
  */
 enum wv_status synth_slide_create(uint64_t seed, int64_t w_px, int64_t h_px, double mpp,
                                   int is_tumor, struct synth_slide **out);

@@ -339,8 +339,8 @@ enum wv_status synth_slide_create(uint64_t seed, int64_t w, int64_t h, double mp
                                   struct synth_slide **out)
 {
     *out = NULL;
-    if (w < 256 || h < 256 || w >= ((int64_t)1 << 31) || h >= ((int64_t)1 << 31))
-        return error_set(WV_EINVAL, "slide size %lldx%lld out of range [256, 2^31)",
+    if (w < 512 || h < 512 || w >= ((int64_t)1 << 31) || h >= ((int64_t)1 << 31))
+        return error_set(WV_EINVAL, "slide size %lldx%lld out of range [512, 2^31)",
                          (long long)w, (long long)h);
     if (!(mpp >= 0.01 && mpp <= 100))
         return error_set(WV_EINVAL, "mpp %g out of range [0.01, 100]", mpp);

@@ -176,7 +176,14 @@ static enum wv_status write_level(struct wctx *c, int level, double ds, int64_t 
                                   const char *description)
 {
     const struct slide_writer_opts *o = c->o;
-    const int tp = o->tile_px, spp = o->samples_per_pixel;
+    const int spp = o->samples_per_pixel;
+    /* Tiles no larger than the level: OpenSlide 3.4.1 reads non-JPEG tiles through libtiff's
+     * RGBA interface with the full tile width, and libtiff 4.5 then warns "Raster width of 512
+     * shall not be larger than image width of 250" and returns zeros — a 8000-px mask's level 5
+     * read all black until tiles were shrunk here (tests/integration/synth_check.py cohort). */
+    int64_t shorter = w < h ? w : h;
+    int tp = o->tile_px;
+    if (tp > shorter) tp = shorter >= 32 ? (int)(shorter / 16) * 16 : 16;
     set_pixel_tags(c->t, o, w, h, o->codec);
     TIFFSetField(c->t, TIFFTAG_TILEWIDTH, (uint32_t)tp);
     TIFFSetField(c->t, TIFFTAG_TILELENGTH, (uint32_t)tp);

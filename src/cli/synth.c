@@ -78,7 +78,7 @@ static int run(int argc, char **argv)
             break;
         }
         case 'z':
-            if (cli_parse_pair("synth", "--size", optarg, 256, 2147483647L, pair))
+            if (cli_parse_pair("synth", "--size", optarg, 512, 2147483647L, pair))
                 return CLI_EXIT_USAGE;
             o.width_px = pair[0];
             o.height_px = pair[1];
