@@ -77,15 +77,16 @@ static void print_flops(const char *what, const double fl[5], double seconds)
 
 int main(int argc, char **argv)
 {
-    int threads = 0, batch = 8, reps = 5, big = 0, big_size = 10000;
+    int threads = 0, batch = 8, reps = 5, big = 0, big_size = 10000, only_big = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--big")) big = 1;
+        else if (!strcmp(argv[i], "--only-big")) big = only_big = 1;
         else if (!strcmp(argv[i], "--big-size") && i + 1 < argc) big = 1, big_size = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: cpu_bench [--threads N] [--batch B] [--reps R] [--big] [--big-size S]\n");
+            fprintf(stderr, "usage: cpu_bench [--threads N] [--batch B] [--reps R] [--big] [--only-big] [--big-size S]\n");
             return 2;
         }
     }
@@ -145,7 +146,7 @@ int main(int argc, char **argv)
     }
 
     /* 224² batch */
-    {
+    if (!only_big) {
         float *x = rnd((size_t)batch * 3 * 224 * 224, 3);
         float *lg = malloc((size_t)batch * 1000 * sizeof *lg);
         double t[16];
@@ -167,7 +168,7 @@ int main(int argc, char **argv)
         free(x), free(lg);
     }
     /* 2048² */
-    {
+    if (!only_big) {
         float *x = rnd((size_t)3 * 2048 * 2048, 5);
         float lg[1000];
         double t[16];
