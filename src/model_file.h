@@ -60,6 +60,12 @@ char *model_provenance_json(const char *backbone_file, const char *backbone_sha2
 enum wv_status model_file_save(const char *path, const struct weights *backbone,
                                const struct head *head, const struct model_meta *meta);
 
+/* Backbone configurations for random backbones (tests, demo, benchmarks; weights from
+ * vmamba_random_weights): "tiny" = v2 dims 16/32/64/128 depths 1/1/2/1 d_state 1 ssm_ratio 1
+ * (the golden v2_ds1 shape, stage-3 D = 128); "t-s1l8" = VMamba-T[s1l8] (dims 96..768, depths
+ * 2/2/8/2, d_state 1, D = 768). No classifier (num_classes 0). WV_EINVAL for another name. */
+enum wv_status model_backbone_preset(const char *name, struct vmamba_config *cfg);
+
 struct model {
     struct weights *w;           /* all tensors of the file; backbone under "backbone." —
                                     vmamba_load(model->w, MODEL_BACKBONE_PREFIX, &vm) */
