@@ -170,7 +170,7 @@ enum wv_status model_file_save(const char *path, const struct weights *backbone,
     ok &= add_text(md, "region_size", dupf("%d", meta->region_size));
     ok &= add_text(md, "overlap", dupf("%d", meta->overlap));
     ok &= add_text(md, "normalization",
-                   dupf("{\"mean\":[%.9g,%.9g,%.9g],\"std\":[%.9g,%.9g,%.9g]}",
+                   dupf("{\"mean\":[%.6g,%.6g,%.6g],\"std\":[%.6g,%.6g,%.6g]}",
                         (double)meta->norm_mean[0], (double)meta->norm_mean[1],
                         (double)meta->norm_mean[2], (double)meta->norm_std[0],
                         (double)meta->norm_std[1], (double)meta->norm_std[2]));
