@@ -24,6 +24,7 @@ extern const struct cli_command cli_demo;
 extern const struct cli_command cli_weights;
 extern const struct cli_command cli_forward;
 extern const struct cli_command cli_model;
+extern const struct cli_command cli_evaluate;
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
