@@ -13,7 +13,7 @@
 #include "synth_private.h"
 
 /* Vertices per polygon: islands need many for a ragged outline at several mm; lesions fewer. */
-#define ISLAND_VERTS 160
+#define ISLAND_VERTS 240
 #define LESION_VERTS 96
 #define ITC_VERTS 36
 /* Island radius as a fraction of its layout cell, before make_islands shrinks the outline to
@@ -258,7 +258,7 @@ static enum wv_status make_islands(struct synth_slide *s, struct synth_rng *r,
         }
         info[i].cx = cx;
         info[i].cy = cy;
-        /* chords between vertices cut in by < 0.1% at 160 vertices; 0.95 covers it and the
+        /* chords between vertices cut in by < 0.1% at 240 vertices; 0.95 covers it and the
          * quantisation */
         info[i].r_in = 0.95 * k * min_f * (rx < ry ? rx : ry);
     }
