@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include "ops.h"
 #include "util.h"
 
 static const char *const op_names[] = {
@@ -26,7 +27,8 @@ const char *wv_op_name(enum wv_op op)
     return (unsigned)op < OP_COUNT ? op_names[op] : "?";
 }
 
-/* ---- CPU table: thin wrappers, the handle is unused ------------------------------------------ */
+/* ---- CPU table: thin wrappers, the handle is unused. Entries call the fast twins
+ * (ops_cpu_fast.c, AVX-512 or the plain op), tested against the plain oracles in test_ops.c. -- */
 
 static int cpu_supports(const struct backend *be, enum wv_op op, const struct op_shape *s)
 {
@@ -49,12 +51,12 @@ static void cpu_gemm(const struct backend *be, const float *x, const float *w, c
 static void cpu_dwconv3(const struct backend *be, const float *x, int xr0, int xr, const float *w,
                         const float *b, float *y, int yr0, int yr, int H, int W, int C, int silu)
 {
-    dwconv3_cpu(x, xr0, xr, w, b, y, yr0, yr, H, W, C, silu);
+    dwconv3_cpu_fast(x, xr0, xr, w, b, y, yr0, yr, H, W, C, silu);
 }
 static void cpu_conv3s2(const struct backend *be, const float *x, int xr0, int xr, const float *w,
                         const float *b, float *y, int yr0, int yr, int H, int W, int Ci, int Co)
 {
-    conv3s2_cpu(x, xr0, xr, w, b, y, yr0, yr, H, W, Ci, Co);
+    conv3s2_cpu_fast(x, xr0, xr, w, b, y, yr0, yr, H, W, Ci, Co);
 }
 static void cpu_patch_embed4(const struct backend *be, const float *x, int xr0, int xr,
                              const float *w, const float *b, float *y, int yr0, int yr, int H,
@@ -70,10 +72,10 @@ static void cpu_patch_merge(const struct backend *be, const float *x, int xr0, i
 static void cpu_layernorm(const struct backend *be, const float *x, const float *g,
                           const float *b, float *y, size_t M, int C)
 {
-    layernorm_cpu(x, g, b, y, M, C);
+    layernorm_cpu_fast(x, g, b, y, M, C);
 }
-static void cpu_gelu(const struct backend *be, const float *x, float *y, size_t n) { gelu_cpu(x, y, n); }
-static void cpu_silu(const struct backend *be, const float *x, float *y, size_t n) { silu_cpu(x, y, n); }
+static void cpu_gelu(const struct backend *be, const float *x, float *y, size_t n) { gelu_cpu_fast(x, y, n); }
+static void cpu_silu(const struct backend *be, const float *x, float *y, size_t n) { silu_cpu_fast(x, y, n); }
 static void cpu_mul(const struct backend *be, const float *a, const float *b, float *y, size_t n)
 {
     mul_cpu(a, b, y, n);
@@ -93,7 +95,7 @@ static void cpu_ss2d(const struct backend *be, const float *u, const float *xdbl
                      const float *dt_w, const float *dt_b, const float *A, const float *Ds,
                      float *y, int H, int W, int Dn, int R, int N)
 {
-    ss2d_scan_merge_cpu(u, xdbl, dt_w, dt_b, A, Ds, y, H, W, Dn, R, N);
+    ss2d_scan_merge_cpu_fast(u, xdbl, dt_w, dt_b, A, Ds, y, H, W, Dn, R, N);
 }
 
 const struct backend_ops backend_cpu_ops = {
@@ -126,36 +128,30 @@ char *openblas_get_corename(void);
  * library loads. On virtualised Xeons that report "Intel(R) Xeon(R) Processor" it falls back to
  * Prescott (SSE3) kernels: measured on the dev machine, sgemm 2048³ one thread 22 GFLOP/s as
  * Prescott vs 104 GFLOP/s as SkylakeX. The choice can only be changed through
- * OPENBLAS_CORETYPE before the library initialises, so when the detected core is Prescott but the
- * CPU has AVX2/AVX-512, re-execute the process once with OPENBLAS_CORETYPE set. Opt out with
- * WV_NO_BLAS_REEXEC=1 (or by setting OPENBLAS_CORETYPE yourself). */
-static void fix_openblas_coretype(void)
+ * OPENBLAS_CORETYPE before the library initialises, i.e. by re-executing the program — which only
+ * a program's main() may decide to do (backend_blas_reexec, called first thing by the CLI and the
+ * benchmark); the library itself never exec()s. */
+const char *backend_blas_core(void)
 {
     const char *core = openblas_get_corename();
-    if (!core || strcasecmp(core, "prescott") || getenv("OPENBLAS_CORETYPE") ||
-        getenv("WV_NO_BLAS_REEXEC"))
+    return core ? core : "unknown";
+}
+
+void backend_blas_reexec(char **argv)
+{
+    const char *core = openblas_get_corename();
+    if (!argv || !argv[0] || !core || strcasecmp(core, "prescott") ||
+        getenv("OPENBLAS_CORETYPE") || getenv("WV_NO_BLAS_REEXEC"))
         return;
     const char *want = NULL;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) want = "SkylakeX";
     else if (__builtin_cpu_supports("avx2")) want = "Haswell";
     if (!want) return;
-    /* rebuild argv from /proc/self/cmdline */
-    static char buf[1 << 16];
-    FILE *f = fopen("/proc/self/cmdline", "rb");
-    if (!f) return;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    if (n == 0 || n >= sizeof buf - 1) return;
-    buf[n] = 0;
-    static char *argv[4096];
-    int argc = 0;
-    for (size_t i = 0; i < n && argc < 4095; i += strlen(buf + i) + 1) argv[argc++] = buf + i;
-    argv[argc] = NULL;
     setenv("OPENBLAS_CORETYPE", want, 1);
     fflush(NULL);
     execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the slow kernels */
+    /* exec failed: carry on with the slow kernels (the variable stays set for children) */
 }
 
 enum wv_status backend_init(struct backend *be, enum wv_device device, int threads,
@@ -172,7 +168,6 @@ enum wv_status backend_init(struct backend *be, enum wv_device device, int threa
 #endif
     }
     if (device != WV_DEVICE_CPU) return error_set(WV_EINVAL, "unknown device %d", (int)device);
-    fix_openblas_coretype();
     if (threads <= 0) threads = omp_get_num_procs();
     be->device = WV_DEVICE_CPU;
     be->threads = threads;

@@ -12,37 +12,67 @@
 
 #include <cblas.h>
 
-void ops_sgemm_nt(const float *x, const float *w, float *y, int M, int K, int Nout, float beta)
+void ops_sgemm_nt_ld(const float *x, int ldx, const float *w, int ldw, float *y, int ldy, int M,
+                     int K, int N, float beta)
 {
-    if (M <= 0 || Nout <= 0) return;
+    if (M <= 0 || N <= 0) return;
     if (K == 0) {
-        if (beta == 0.0f) memset(y, 0, (size_t)M * Nout * sizeof *y);
+        if (beta == 0.0f)
+            for (int i = 0; i < M; i++) memset(y + (size_t)i * ldy, 0, N * sizeof *y);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, Nout, K, 1.0f, x, K, w, K, beta, y,
-                Nout);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, ldx, w, ldw, beta, y,
+                ldy);
+}
+
+void ops_sgemm_nt(const float *x, const float *w, float *y, int M, int K, int Nout, float beta)
+{
+    ops_sgemm_nt_ld(x, K, w, K, y, Nout, M, K, Nout, beta);
+}
+
+void ops_gemm_tiles(size_t M, int K, int N, struct ops_tiles *t)
+{
+    (void)K;
+    long nrb = (long)((M + OPS_GEMM_ROWS - 1) / OPS_GEMM_ROWS);
+    int ncb = 1;
+    if (nrb < OPS_GEMM_MIN_TILES && N > 64) {
+        long want = (OPS_GEMM_MIN_TILES + nrb - 1) / (nrb ? nrb : 1);
+        long most = (N + 63) / 64;
+        ncb = (int)(want < most ? want : most);
+    }
+    int cols = (N + ncb - 1) / ncb;
+    cols = (cols + 15) / 16 * 16;
+    if (cols > N) cols = N;
+    t->rows = OPS_GEMM_ROWS;
+    t->cols = cols > 0 ? cols : 1;
+    t->ncb = N > 0 ? (N + t->cols - 1) / t->cols : 1;
+    t->n = nrb * t->ncb;
 }
 
 void gemm_cpu(const float *x, const float *w, const float *bias, float *y, size_t M, int K,
               int Nout, int accumulate)
 {
-    long nb = (long)((M + OPS_GEMM_ROWS - 1) / OPS_GEMM_ROWS);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (long b = 0; b < nb; b++) {
-        size_t r0 = (size_t)b * OPS_GEMM_ROWS;
-        int m = (int)(M - r0 < OPS_GEMM_ROWS ? M - r0 : OPS_GEMM_ROWS);
-        float *yb = y + r0 * Nout;
+    struct ops_tiles tl;
+    ops_gemm_tiles(M, K, Nout, &tl);
+#pragma omp parallel for schedule(dynamic, 1) if (tl.n > 1)
+    for (long t = 0; t < tl.n; t++) {
+        size_t r0 = (size_t)(t / tl.ncb) * tl.rows;
+        int j0 = (int)(t % tl.ncb) * tl.cols;
+        int m = (int)(M - r0 < (size_t)tl.rows ? M - r0 : (size_t)tl.rows);
+        int nc = Nout - j0 < tl.cols ? Nout - j0 : tl.cols;
+        float *yb = y + r0 * Nout + j0;
         float beta = accumulate ? 1.0f : 0.0f;
         if (bias) {
             if (accumulate) {
                 for (int i = 0; i < m; i++)
-                    for (int j = 0; j < Nout; j++) yb[(size_t)i * Nout + j] += bias[j];
+                    for (int j = 0; j < nc; j++) yb[(size_t)i * Nout + j] += bias[j0 + j];
             } else {
-                for (int i = 0; i < m; i++) memcpy(yb + (size_t)i * Nout, bias, Nout * sizeof *yb);
+                for (int i = 0; i < m; i++)
+                    memcpy(yb + (size_t)i * Nout, bias + j0, nc * sizeof *yb);
             }
             beta = 1.0f;
         }
-        ops_sgemm_nt(x + r0 * K, w, yb, m, K, Nout, beta);
+        ops_sgemm_nt_ld(x + r0 * K, K, w + (size_t)j0 * K, K, yb, Nout, m, K, nc, beta);
     }
 }
 

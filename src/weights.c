@@ -75,7 +75,7 @@ enum wv_status weights_add(struct weights *w, const char *name, int ndim, const 
     if (ndim < 0 || ndim > WEIGHTS_MAX_DIMS)
         return error_set(WV_EUNSUPPORTED, "tensor %s: %d dimensions (at most %d supported)", name,
                          ndim, WEIGHTS_MAX_DIMS);
-    int64_t numel;
+    int64_t numel = 0; /* set by shape_numel; = 0 silences -O3 maybe-uninitialized */
     enum wv_status st = shape_numel(name, ndim, shape, &numel);
     if (st) return st;
     /* Duplicates are found at finish time (sorted index), but the common case of a repeated
