@@ -86,6 +86,7 @@ enum wv_status device_select(const char *spec, struct device_choice *out)
 #ifdef WV_HAVE_CUDA
     return describe_cuda(index, out);
 #else
+    (void)index;
     return error_set(WV_EUNSUPPORTED,
                      "--device %s: this build has no CUDA backend (rebuild with CUDA, or use "
                      "--device cpu)", spec);

@@ -245,6 +245,7 @@ static int run(int argc, char **argv)
     struct out_dir od = {outdir};
     double t0 = util_now();
     enum wv_status fst;
+    (void)used_prefix; /* only the GPU path needs it */
 #ifdef WV_HAVE_CUDA
     if (dc.device == WV_DEVICE_CUDA) {
         struct vmamba_cuda_options gopt = {.device = dc.index, .dtype = dtype};

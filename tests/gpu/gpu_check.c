@@ -7,7 +7,7 @@
  *
  *   gpu_check --compare GOT.bin REF.bin TOL   (no device needed: float32 files, gt_compare)
  *   gpu_check [--config t-s1l8|t-s2l5|v0-t|tiny-v2|tiny-v0] [--size N | --hw H,W] [--batch B]
- *             [--threads T] [--no-cpu] [--dtypes f32,bf16] [--seed S] [--save FILE]
+ *             [--threads T] [--no-cpu | --no-gpu] [--dtypes f32,bf16] [--seed S] [--save FILE]
  *
  * Prints one line per comparison: "RESULT <name> PASS|FAIL <figure>", and timings.
  * Tolerances (relative to |ref| + rms(ref), gt_compare): stage-3 map and logits f32 1e-3 (errors
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && !strcmp(argv[1], "--compare")) return compare_files(argv[2], argv[3], atof(argv[4]));
     const char *cfg_name = "t-s1l8", *dtypes = "f32,bf16", *save = NULL;
-    int H = 512, W = 512, B = 1, threads = 0, do_cpu = 1;
+    int H = 512, W = 512, B = 1, threads = 0, do_cpu = 1, do_gpu = 1;
     uint64_t seed = 42;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -135,6 +135,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--seed") && v) seed = strtoull(v, NULL, 10), i++;
         else if (!strcmp(a, "--save") && v) save = v, i++;
         else if (!strcmp(a, "--no-cpu")) do_cpu = 0;
+        else if (!strcmp(a, "--no-gpu")) do_gpu = 0; /* CPU side only (timing, no device) */
         else {
             fprintf(stderr, "usage: gpu_check [--config t-s1l8|t-s2l5|v0-t|tiny-v2|tiny-v0] "
                             "[--size N|--hw H,W] [--batch B] [--threads T] [--no-cpu] "
@@ -142,7 +143,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    gt_require_device("gpu_check");
+    if (do_gpu) gt_require_device("gpu_check");
     struct vmamba_config cfg;
     if (make_cfg(cfg_name, &cfg) || H < 1 || W < 1 || B < 1) {
         fprintf(stderr, "gpu_check: bad --config/--size\n");
@@ -188,7 +189,7 @@ int main(int argc, char **argv)
     }
     int fails = 0;
     char list[64];
-    snprintf(list, sizeof list, "%s", dtypes);
+    snprintf(list, sizeof list, "%s", do_gpu ? dtypes : "");
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         struct vmamba_cuda_options opt = {.verbose = 1};
         if (wv_dtype_parse(tok, &opt.dtype)) {
@@ -237,6 +238,6 @@ int main(int argc, char **argv)
     free(f_cpu), free(l_cpu), free(f_gpu), free(l_gpu);
     vmamba_free(cpu);
     weights_free(w);
-    cuda_ops_release_thread();
+    if (do_gpu) cuda_ops_release_thread();
     return fails || tu_failures ? 1 : 0;
 }
