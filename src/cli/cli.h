@@ -25,6 +25,7 @@ extern const struct cli_command cli_weights;
 extern const struct cli_command cli_forward;
 extern const struct cli_command cli_model;
 extern const struct cli_command cli_evaluate;
+extern const struct cli_command cli_analyze;
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1

@@ -9,7 +9,8 @@
 #include "version.h"
 
 static const struct cli_command *const commands[] = {
-    &cli_info, &cli_synth, &cli_weights, &cli_forward, &cli_model, &cli_evaluate, &cli_demo, NULL,
+    &cli_info,  &cli_synth,    &cli_analyze, &cli_weights, &cli_forward,
+    &cli_model, &cli_evaluate, &cli_demo,    NULL,
 };
 
 static void usage(FILE *out)
