@@ -151,7 +151,7 @@ static enum wv_status read_annotation(struct ctx *c, const xmlNode *n)
         }
     }
     if (!st) {
-        qsort(v, (size_t)nv, sizeof *v, cmp_vertex);
+        if (nv > 1) qsort(v, (size_t)nv, sizeof *v, cmp_vertex);
         double *xy = malloc((size_t)(nv ? nv : 1) * 2 * sizeof *xy);
         if (!xy) st = error_set(WV_ENOMEM, "out of memory for vertices");
         for (int i = 0; i < nv && xy; i++) {
