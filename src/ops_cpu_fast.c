@@ -74,7 +74,7 @@ AVX512 static inline __m512 v_log1p_pos(__m512 e)
     p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(2.0f / 5.0f));
     p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(2.0f / 3.0f));
     p = _mm512_mul_ps(p, s2);
-    __m512 logm = _mm512_fmadd_ps(_mm512_add_ps(s, s), p, _mm512_add_ps(s, s));
+    __m512 logm = _mm512_fmadd_ps(s, p, _mm512_add_ps(s, s)); /* 2s + s·(2s²/3 + …) */
     /* correction for the rounding of u = 1 + e: log1p(e) ≈ log(u) + (e − (u − 1)) / u */
     __m512 corr = _mm512_div_ps(_mm512_sub_ps(e, _mm512_sub_ps(u, one)), u);
     __m512 lo = _mm512_fmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), _mm512_add_ps(logm, corr));
@@ -90,9 +90,9 @@ AVX512 static inline __m512 v_softplus(__m512 x)
 }
 
 /* GELU(x) = x·½(1 + erf(z)), z = x/√2. |z| < 1: erf(z) = z·P(z²), Taylor to z²⁰ (truncation
- * < 2e-8 relative). |z| ≥ 1: erfc(|z|) = e^{−z²}·t·Q(t), t = 1/|z|, Q a degree-10 Chebyshev fit
- * of erfc(1/t)·e^{1/t²}/t on t in [¼, 1] (2e-8 relative; t clamped at ¼, i.e. |z| > 4, where
- * erfc < 2e-8), e^{−z²} with the rounding of z² corrected by an FMA. Then y = x − ½x·erfc for
+ * < 2e-8 relative). |z| ≥ 1: erfc(|z|) = e^{−z²}·t·Q(t), t = 1/|z|, Q a degree-12 Chebyshev fit
+ * of erfc(1/t)·e^{1/t²}/t on t in [0.1, 1] (1.5e-8 relative; t clamped at 0.1, i.e. |z| > 10,
+ * where e^{−z²} underflows fp32), e^{−z²} with the rounding of z² corrected by an FMA. Then y = x − ½x·erfc for
  * x ≥ 0 and ½x·erfc for x < 0, which keeps relative accuracy on the negative tail too. */
 AVX512 static inline __m512 v_gelu(__m512 x)
 {
@@ -117,20 +117,22 @@ AVX512 static inline __m512 v_gelu(__m512 x)
     /* |z| ≥ 1 */
     __m512 ac = _mm512_max_ps(a, _mm512_set1_ps(1.0f));
     __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), ac);
-    __m512 s = _mm512_mul_ps(_mm512_sub_ps(_mm512_max_ps(t, _mm512_set1_ps(0.25f)),
-                                           _mm512_set1_ps(0.625f)),
-                             _mm512_set1_ps(1.0f / 0.375f));
-    __m512 q = _mm512_set1_ps(1.280440642e-06f);
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-6.957703135e-06f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.825597974e-05f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-2.577982741e-05f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-2.839504668e-05f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(3.680008813e-04f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-1.543177641e-03f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(3.802226856e-03f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-1.820477337e-04f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-6.434461474e-02f));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(4.895247817e-01f));
+    __m512 s = _mm512_mul_ps(_mm512_sub_ps(_mm512_max_ps(t, _mm512_set1_ps(0.1f)),
+                                           _mm512_set1_ps(0.55f)),
+                             _mm512_set1_ps(1.0f / 0.45f));
+    __m512 q = _mm512_set1_ps(-1.024677113e-05f);
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.844185317e-05f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.423910726e-05f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-7.314030518e-05f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.434190053e-04f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-2.251797268e-04f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(9.782081906e-05f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(9.195713210e-04f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-3.978216089e-03f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(8.962938562e-03f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-4.123687744e-03f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(-7.651580870e-02f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(5.023534298e-01f));
     __m512 aa = _mm512_mul_ps(ac, ac);
     __m512 aerr = _mm512_fmsub_ps(ac, ac, aa); /* ac² = aa + aerr exactly */
     __m512 ex = v_exp(_mm512_sub_ps(_mm512_setzero_ps(), aa));

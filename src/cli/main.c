@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "src/backend.h"
 #include "version.h"
 
 static const struct cli_command *const commands[] = {
@@ -27,6 +28,9 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* first, before any thread exists: swap OpenBLAS's misdetected Prescott kernels for the
+     * CPU's own (re-executes once; WV_NO_BLAS_REEXEC=1 opts out) — see backend.h */
+    backend_blas_reexec(argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;
