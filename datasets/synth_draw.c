@@ -58,7 +58,12 @@ struct tile {
     float *col;        /* (sh, sw, 3) */
 };
 
-static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+/* Round and clamp to a byte. */
+static inline uint8_t to_u8(float v)
+{
+    v = v < 0 ? 0 : v > 255 ? 255 : v;
+    return (uint8_t)(v + 0.5f);
+}
 
 /* Value noise over a lattice of spacing l (px), cached for the tile. Returns 0 (no memory) or
  * fills *lat (caller frees) — n_i × n_j values in [0, 1) from (i0, j0). */
@@ -85,20 +90,42 @@ static int lattice_make(const struct tile *t, double l, uint64_t salt, struct la
     return 1;
 }
 
-static inline float lattice_at(const struct lattice *L, double x, double y)
+/* floor() without a libm call (the default x86-64 target has no SSE4.1 rounding). */
+static inline int64_t ffloor(double v)
 {
-    double gx = x * L->inv_l, gy = y * L->inv_l;
-    double fx = floor(gx), fy = floor(gy);
-    int i = (int)((int64_t)fx - L->i0), j = (int)((int64_t)fy - L->j0);
-    float tx = (float)(gx - fx), ty = (float)(gy - fy);
-    tx = tx * tx * (3 - 2 * tx);
-    ty = ty * ty * (3 - 2 * ty);
+    int64_t i = (int64_t)v;
+    return i - (v < (double)i);
+}
+
+static inline float smooth(float t) { return t * t * (3 - 2 * t); }
+
+/* One axis of a lattice lookup: cell index relative to the cache and the smoothed fraction. */
+static inline void lattice_axis(double v, double inv_l, int64_t origin, int *idx, float *frac)
+{
+    double g = v * inv_l;
+    int64_t f = ffloor(g);
+    *idx = (int)(f - origin);
+    *frac = smooth((float)(g - (double)f));
+}
+
+static inline float lattice_bilerp(const struct lattice *L, int i, float tx, int j, float ty)
+{
     const float *r0 = L->v + (size_t)j * L->ni + i, *r1 = r0 + L->ni;
     float a = r0[0] + (r0[1] - r0[0]) * tx, b = r1[0] + (r1[1] - r1[0]) * tx;
     return a + (b - a) * ty;
 }
 
 /* ---- stroma, glass, tumour cytoplasm ------------------------------------------------------- */
+
+/* Fine grain: a cheap hash of the level-0 pixel, in [-0.5, 0.5). */
+static inline float grain(uint64_t seed, int64_t x, int64_t y)
+{
+    uint64_t h = ((uint64_t)x * 0x9E3779B97F4A7C15ULL) ^ ((uint64_t)y * 0xC2B2AE3D27D4EB4FULL) ^ seed;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 32;
+    return (float)(h >> 40) * (1.0f / 16777216.0f) - 0.5f;
+}
 
 static enum wv_status paint_base(struct tile *t)
 {
@@ -107,31 +134,45 @@ static enum wv_status paint_base(struct tile *t)
     struct lattice n1 = {0}, n2 = {0};
     double l1 = NOISE1_UM / s->mpp, l2 = NOISE2_UM / s->mpp;
     int has1 = l1 >= 2 * t->d, has2 = l2 >= 2 * t->d;
-    if ((has1 && !lattice_make(t, l1, SALT_NOISE1, &n1)) ||
+    /* per-column lattice positions and pixel x, computed once per tile */
+    int *ci = malloc(sizeof(int) * 2 * t->sw);
+    float *cf = malloc(sizeof(float) * 2 * t->sw);
+    int64_t *cx = malloc(sizeof(int64_t) * t->sw);
+    enum wv_status st = WV_OK;
+    if (!ci || !cf || !cx || (has1 && !lattice_make(t, l1, SALT_NOISE1, &n1)) ||
         (has2 && !lattice_make(t, l2, SALT_NOISE2, &n2))) {
-        free(n1.v);
-        free(n2.v);
-        return WV_ENOMEM;
+        st = WV_ENOMEM;
+        goto done;
+    }
+    const uint64_t gseed = synth_mix64(s->seed ^ SALT_GRAIN);
+    for (int u = 0; u < t->sw; u++) {
+        double X = t->sx0 + u * t->d;
+        cx[u] = ffloor(X);
+        ci[2 * u] = ci[2 * u + 1] = 0;
+        cf[2 * u] = cf[2 * u + 1] = 0;
+        if (has1) lattice_axis(X, n1.inv_l, n1.i0, &ci[2 * u], &cf[2 * u]);
+        if (has2) lattice_axis(X, n2.inv_l, n2.i0, &ci[2 * u + 1], &cf[2 * u + 1]);
     }
     for (int v = 0; v < t->sh; v++) {
         double Y = t->sy0 + v * t->d;
-        int64_t gy = (int64_t)floor(Y);
-        for (int u = 0; u < t->sw; u++) {
-            size_t k = (size_t)v * t->sw + u;
-            double X = t->sx0 + u * t->d;
-            float *c = t->col + 3 * k;
-            uint64_t hg = synth_hash2(s->seed, (int64_t)floor(X), gy, SALT_GRAIN);
-            float g = (float)synth_unit(hg) - 0.5f; /* fine grain, [-0.5, 0.5) */
-            uint8_t lab = t->lab[k];
-            if (!(lab & LAB_TISSUE)) {
+        int64_t gy = ffloor(Y);
+        int j1 = 0, j2 = 0;
+        float ty1 = 0, ty2 = 0;
+        if (has1) lattice_axis(Y, n1.inv_l, n1.j0, &j1, &ty1);
+        if (has2) lattice_axis(Y, n2.inv_l, n2.j0, &j2, &ty2);
+        const uint8_t *lab = t->lab + (size_t)v * t->sw;
+        float *c = t->col + (size_t)3 * v * t->sw;
+        for (int u = 0; u < t->sw; u++, c += 3) {
+            float g = grain(gseed, cx[u], gy);
+            if (!(lab[u] & LAB_TISSUE)) {
                 c[0] = 242 + 3 * g;
                 c[1] = 241 + 3 * g;
                 c[2] = 245 + 2 * g;
                 continue;
             }
-            float a = has1 ? lattice_at(&n1, X, Y) : 0.5f;
-            float b = has2 ? lattice_at(&n2, X, Y) : 0.5f;
-            if (lab & LAB_TUMOR) { /* tumour cells' cytoplasm: pale violet */
+            float a = has1 ? lattice_bilerp(&n1, ci[2 * u], cf[2 * u], j1, ty1) : 0.5f;
+            float b = has2 ? lattice_bilerp(&n2, ci[2 * u + 1], cf[2 * u + 1], j2, ty2) : 0.5f;
+            if (lab[u] & LAB_TUMOR) { /* tumour cells' cytoplasm: pale violet */
                 c[0] = 206 - 18 * a - 8 * b + 10 * g;
                 c[1] = 148 - 22 * a - 14 * b + 10 * g;
                 c[2] = 200 - 10 * a - 6 * b + 8 * g;
@@ -142,9 +183,13 @@ static enum wv_status paint_base(struct tile *t)
             }
         }
     }
+done:
     free(n1.v);
     free(n2.v);
-    return WV_OK;
+    free(ci);
+    free(cf);
+    free(cx);
+    return st;
 }
 
 /* Sample index range [*a, *b) whose positions fall in [lo, hi] along one axis. */
@@ -220,6 +265,7 @@ static void splat_nuclei(struct tile *t, const struct nuc_kind *K, double rx0, d
                          double rx1, double ry1)
 {
     const struct synth_slide *s = t->s;
+    const uint64_t gseed = synth_mix64(s->seed ^ (K->salt + 7)); /* chromatin granules */
     double g = K->grid_um / s->mpp;
     double reach = K->a_max_um / s->mpp * (1 + 2 * K->irreg);
     int64_t i0 = (int64_t)floor((rx0 - reach) / g), i1 = (int64_t)floor((rx1 + reach) / g);
@@ -265,9 +311,7 @@ static void splat_nuclei(struct tile *t, const struct nuc_kind *K, double rx0, d
                         lim = 1 + e2 * (co2 * c2 - si2 * s2) + e3 * (co3 * c3 - si3 * s3);
                     }
                     if (r2 >= lim * lim) continue;
-                    float gr = (float)synth_unit(synth_hash2(s->seed, (int64_t)floor(t->sx0 + u * t->d),
-                                                             (int64_t)floor(t->sy0 + v * t->d),
-                                                             K->salt + 7)) - 0.5f;
+                    float gr = grain(gseed, ffloor(t->sx0 + u * t->d), ffloor(t->sy0 + v * t->d));
                     float f = (float)(r2 / (lim * lim)); /* 0 centre → 1 edge */
                     float shade = 18 * gr;               /* chromatin granules */
                     if (vesicular && f < 0.45f) shade += 26; /* open centre */
@@ -334,19 +378,24 @@ enum wv_status synth_render_rgb(const struct synth_slide *s, double x0, double y
         double a1 = fmin(t.rx1, s->les_xmax), b1 = fmin(t.ry1, s->les_ymax);
         if (a0 <= a1 && b0 <= b1) splat_nuclei(&t, &TUMOR_NUC, a0, b0, a1, b1);
     }
-    /* box filter ss×ss samples → one pixel */
-    float inv = 1.0f / (float)(ss * ss);
-    for (int j = 0; j < h; j++)
-        for (int i = 0; i < w; i++) {
-            float acc[3] = {0, 0, 0};
-            for (int b = 0; b < ss; b++) {
-                const float *row = t.col + 3 * ((size_t)(j * ss + b) * t.sw + (size_t)i * ss);
-                for (int a = 0; a < ss; a++)
-                    for (int c = 0; c < 3; c++) acc[c] += row[3 * a + c];
+    /* box filter ss×ss samples → one pixel (level 0: ss = 1, a plain conversion) */
+    if (ss == 1) {
+        const float *c = t.col;
+        for (size_t k = 0; k < (size_t)w * h * 3; k++) out[k] = to_u8(c[k]);
+    } else {
+        float inv = 1.0f / (float)(ss * ss);
+        for (int j = 0; j < h; j++)
+            for (int i = 0; i < w; i++) {
+                float acc[3] = {0, 0, 0};
+                for (int b = 0; b < ss; b++) {
+                    const float *row = t.col + 3 * ((size_t)(j * ss + b) * t.sw + (size_t)i * ss);
+                    for (int a = 0; a < ss; a++)
+                        for (int c = 0; c < 3; c++) acc[c] += row[3 * a + c];
+                }
+                uint8_t *o = out + 3 * ((size_t)j * w + i);
+                for (int c = 0; c < 3; c++) o[c] = to_u8(acc[c] * inv);
             }
-            uint8_t *o = out + 3 * ((size_t)j * w + i);
-            for (int c = 0; c < 3; c++) o[c] = (uint8_t)(clampf(acc[c] * inv, 0, 255) + 0.5f);
-        }
+    }
     free(t.lab);
     free(t.col);
     return WV_OK;
