@@ -41,7 +41,7 @@ static void usage(FILE *out)
             "  --input X        raw float32 NCHW input (required); its size must match --shape\n"
             "  --shape N,C,H,W  input shape (required); C must be the model's input channels\n"
             "  --out DIR        output folder, created if missing (required)\n"
-            "  --device D       cpu (default), cuda, cuda:N, or auto (a GPU when one is present);\n"
+            "  --device D       auto (default: a GPU when one is present, else the CPU), cpu, cuda, cuda:N;\n"
             "                   the device used is printed on stderr\n"
             "  --dtype T        GPU storage of GEMM weights/operands: f32 (default), bf16, f16;\n"
             "                   accumulation and the scan stay fp32 (the CPU always computes fp32)\n"
@@ -128,7 +128,7 @@ static int run(int argc, char **argv)
         {"prefix", required_argument, 0, 'p'},  {"no-maps", no_argument, 0, 'n'},
         {"dtype", required_argument, 0, 'y'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *wpath = NULL, *ipath = NULL, *shape = NULL, *outdir = NULL, *device = "cpu",
+    const char *wpath = NULL, *ipath = NULL, *shape = NULL, *outdir = NULL, *device = "auto",
                *prefix = NULL, *dtype_s = "f32";
     long threads = 0;
     int no_maps = 0, c;

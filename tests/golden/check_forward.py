@@ -28,7 +28,8 @@ for wfile in ("v2_ds1_weights.safetensors", "v2_ds1_weights.pth"):
         shape = man["files"][case["input"]]["shape"]
         out = os.path.join(TMP, "fwd_%s_%s" % (wfile.split(".")[-1], cname))
         rc, err = run(["--weights", os.path.join(G, wfile), "--input", os.path.join(G, case["input"]),
-                       "--shape", ",".join(map(str, shape)), "--out", out, "--threads", "2"])
+                       "--shape", ",".join(map(str, shape)), "--out", out, "--threads", "2",
+                       "--device", "cpu"])  # the CPU reference; tests/gpu checks the GPU
         check(rc == 0, "%s %s: exit %d %s" % (wfile, cname, rc, err.strip()))
         if rc:
             continue
