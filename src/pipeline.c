@@ -7,6 +7,7 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <hdf5.h>
 #include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -51,6 +52,11 @@ void pipeline_request_stop(int signo)
 int pipeline_stop_signal(void)
 {
     return atomic_load(&g_stop_signal);
+}
+
+void pipeline_clear_stop(void)
+{
+    atomic_store(&g_stop_signal, 0);
 }
 
 enum wv_status pipeline_check_stop(void)
@@ -122,6 +128,13 @@ enum wv_status pipeline_open(const char *model_path, const struct pipeline_optio
                          (double)o->lesion_threshold);
     if (o->mpp < 0 || !isfinite(o->mpp)) return error_set(WV_EINVAL, "--mpp %g: must be > 0", o->mpp);
 
+    /* Workaround (heatmaps/h5store.c, HDF5 1.10.8): when H5Fflush in h5store_commit fails with
+     * ENOSPC, the following H5Fclose fails too and the file stays in HDF5's id table; HDF5's own
+     * atexit handler (H5_term_library → H5F__close_cb) then segfaults at process exit. Every file
+     * the pipeline opens is closed (or abandoned after a failure) by h5store, so the library has
+     * nothing to flush at exit: skip its atexit handler. Must precede HDF5's initialisation;
+     * later calls fail harmlessly. */
+    H5dont_atexit();
     struct pipeline *p = wv_calloc(1, sizeof *p, "pipeline");
     if (!p) return WV_ENOMEM;
     p->o = *o;

@@ -105,5 +105,7 @@ enum wv_status pipeline_close(struct pipeline *p, const char *run_status);
 void pipeline_request_stop(int signo);
 /* The signal number given to pipeline_request_stop, 0 when none. */
 int pipeline_stop_signal(void);
+/* Forget a stop request (tests; a batch driver that goes on after handling it). */
+void pipeline_clear_stop(void);
 
 #endif

@@ -30,6 +30,10 @@ void progress_begin(struct progress *p, const char *label, size_t total, double 
     p->done_mpix = 0;
     p->t_start = p->t_last = util_now();
     p->drawn = 0;
+    if (p->mode == PROGRESS_LOG) { /* a log shows when the long part began */
+        fprintf(p->out, "%s: %zu regions, %.1f Mpix to encode\n", p->label, total, total_mpix);
+        fflush(p->out);
+    }
 }
 
 void progress_format_eta(double s, char *buf, size_t n)

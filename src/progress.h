@@ -32,7 +32,8 @@ struct progress {
 /* Set up for stream `out` (stderr): PROGRESS_TTY when isatty(out), else PROGRESS_LOG;
  * PROGRESS_QUIET when quiet is non-zero. */
 void progress_init(struct progress *p, FILE *out, int quiet);
-/* Start a job of `total` items covering `total_mpix` megapixels; label e.g. the slide id. */
+/* Start a job of `total` items covering `total_mpix` megapixels; label e.g. the slide id.
+ * PROGRESS_LOG prints "<label>: <total> regions, <mpix> Mpix to encode" at once. */
 void progress_begin(struct progress *p, const char *label, size_t total, double total_mpix);
 /* `done` items (and `done_mpix` megapixels) are finished. Draws when due. */
 void progress_update(struct progress *p, size_t done, double done_mpix);

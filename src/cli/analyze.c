@@ -182,6 +182,9 @@ static int run(int argc, char **argv)
                    "%zu lesion candidates, %.1f s -> %s\n",
                    res.slide_id, res.slide_prob, res.n_tissue_cells, res.cols, res.rows,
                    res.n_regions, res.n_lesions, res.seconds_total, res.h5_path);
+        if (!o.quiet && o.check_streaming)
+            printf("%s: streaming check: max |chunked - one pass| = %g (tolerance 1e-5)\n",
+                   res.slide_id, res.streaming_max_diff);
         fflush(stdout);
     }
     int sig = pipeline_stop_signal();
