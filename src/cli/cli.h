@@ -26,6 +26,8 @@ extern const struct cli_command cli_forward;
 extern const struct cli_command cli_model;
 extern const struct cli_command cli_evaluate;
 extern const struct cli_command cli_analyze;
+extern const struct cli_command cli_features;
+extern const struct cli_command cli_train;
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1

@@ -1,0 +1,54 @@
+/*
+ * train.h — fitting the slide context head on cached features (issue 5, docs/training.md):
+ * per-cell BCE where a slide has cell labels (tumour slides with an annotation file; normal
+ * slides = every cell negative) plus slide BCE from the labels CSV; AdamW with decoupled weight
+ * decay, linear warm-up then cosine decay, class-balanced weights, global gradient-norm
+ * clipping, early stopping on validation slide AUC; a checkpoint per epoch (atomic) for
+ * --resume; the result a model file (backbone. from --backbone-model, head., metadata with
+ * `trained` true and a `training` record). Gradients: head_grad.h (float64).
+ * Deterministic for a seed and a thread count (one slide per step in a seeded order; OpenMP
+ * static loops; OpenBLAS with the same thread count).
+ */
+#ifndef WV_TRAIN_H
+#define WV_TRAIN_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+struct train_options {
+    const char *features_dir;   /* <id>.h5 from `wsi-vmamba features` (required) */
+    const char *annotations_dir;/* <id>.xml / .geojson / .json, or NULL */
+    const char *labels_path;    /* name,class CSV (required) */
+    const char *out_path;       /* model file to write (required) */
+    const char *backbone_model; /* model file whose backbone. tensors + preprocessing are copied
+                                   (required: a model file needs its backbone) */
+    int epochs;                 /* 30 */
+    double lr;                  /* 1e-3, peak */
+    double weight_decay;        /* 1e-4, on weight matrices only */
+    uint64_t seed;              /* 1 */
+    double val_fraction;        /* 0.2 of each class */
+    int threads;                /* ≤ 0: all cores */
+    int resume;                 /* continue from <out>.ckpt */
+    int d_h, n_blocks, d_state, d_attn; /* head shape: 128, 2, 4, 64 */
+    double warmup_fraction;     /* 0.05 of all steps */
+    double clip_norm;           /* 1.0 */
+    double cell_weight;         /* weight of the per-cell loss vs the slide loss: 1.0 */
+    int patience;               /* epochs without a better validation AUC before stopping: 10 */
+    int chunk;                  /* scan chunk (rows/cols) for training: 0 = whole grid */
+    int quiet;
+};
+void train_options_default(struct train_options *o);
+
+/* Summary of a run (for the CLI and tests). */
+struct train_result {
+    int epochs_run, best_epoch;
+    double best_val_auc;   /* NaN when the validation split has one class */
+    double seconds;
+    int n_train, n_val;
+};
+
+/* Run training end to end. Errors name the file they are about in the message. */
+enum wv_status train_run(const struct train_options *o, struct train_result *res);
+
+#endif
