@@ -28,6 +28,8 @@ extern const struct cli_command cli_evaluate;
 extern const struct cli_command cli_analyze;
 extern const struct cli_command cli_features;
 extern const struct cli_command cli_train;
+extern const struct cli_command cli_batch;
+extern const struct cli_command cli_merge;
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1

@@ -11,7 +11,7 @@
 
 static const struct cli_command *const commands[] = {
     &cli_info,  &cli_synth,    &cli_analyze, &cli_weights, &cli_forward,
-    &cli_model, &cli_evaluate, &cli_features, &cli_train, &cli_demo, NULL,
+    &cli_model, &cli_evaluate, &cli_features, &cli_train, &cli_batch, &cli_merge, &cli_demo, NULL,
 };
 
 static void usage(FILE *out)
