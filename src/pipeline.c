@@ -72,7 +72,7 @@ enum wv_status pipeline_check_stop(void)
 void pipeline_options_default(struct pipeline_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->device = "cpu";
+    o->device = "auto";
     o->dtype = WV_DTYPE_F32;
     o->threads = 0;
     o->readers = PIPELINE_DEFAULT_READERS;
@@ -146,7 +146,7 @@ enum wv_status pipeline_open(const char *model_path, const struct pipeline_optio
     }
     progress_init(&p->prog, stderr, o->quiet);
     enum wv_status st;
-    if ((st = device_select(o->device ? o->device : "cpu", &p->dc))) goto fail;
+    if ((st = device_select(o->device ? o->device : "auto", &p->dc))) goto fail;
     if ((st = model_file_load(model_path, &p->model))) {
         *what = model_path;
         goto fail;

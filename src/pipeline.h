@@ -44,7 +44,8 @@
 
 struct pipeline_options {
     const char *out_dir;        /* output folder (created if missing) — required */
-    const char *device;         /* "auto", "cpu", "cuda", "cuda:N" (default "cpu") */
+    const char *device;         /* "auto", "cpu", "cuda", "cuda:N" (default "auto": a GPU when
+                                   this build has CUDA and one is present, else the CPU) */
     enum wv_dtype dtype;        /* GPU GEMM storage (default f32) */
     int threads;                /* compute threads, ≤ 0 = all cores */
     int readers;                /* reader threads ≥ 1 */
