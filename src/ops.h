@@ -47,6 +47,19 @@ void conv3s2_cpu_fast(const float *x, int x_row0, int x_rows, const float *w, co
 void ss2d_scan_merge_cpu_fast(const float *u, const float *xdbl, const float *dt_w,
                               const float *dt_b, const float *A, const float *Ds, float *y, int H,
                               int W, int Dn, int R, int N);
+/* Single-thread row kernels for fused per-tile work inside one OpenMP region (vmamba.c):
+ * LayerNorm of M rows of C (y may equal x), GELU / SiLU of n values in place. */
+void ops_layernorm_rows(const float *x, const float *gamma, const float *beta, float *y, size_t M,
+                        int C);
+void ops_gelu_rows(float *x, size_t n);
+void ops_silu_rows(float *x, size_t n);
+/* Batched over nimg whole consecutive images (x, y (nimg, H, W, C); u, y (nimg, H, W, Dn), xdbl
+ * (nimg, H, W, K, R+2N)) in one parallel region, same results as per image. */
+void ops_dwconv3_images(int nimg, const float *x, const float *w, const float *bias, float *y,
+                        int H, int W, int C, int silu);
+void ops_ss2d_images(int nimg, const float *u, const float *xdbl, const float *dt_w,
+                     const float *dt_b, const float *A, const float *Ds, float *y, int H, int W,
+                     int Dn, int R, int N);
 /* y = softplus(x) (threshold 20) elementwise with the scan's vector math; for tests. */
 void ops_softplus_fast(const float *x, float *y, size_t n);
 

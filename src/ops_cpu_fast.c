@@ -172,6 +172,20 @@ AVX512 static void gelu_avx512(const float *x, float *y, size_t n)
     }
 }
 
+AVX512 static void gelu_rows_avx512(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask((int)(n - i < 16 ? n - i : 16));
+        _mm512_mask_storeu_ps(x + i, m, v_gelu(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+void ops_gelu_rows(float *x, size_t n)
+{
+    if (ops_have_avx512()) gelu_rows_avx512(x, n);
+    else gelu_cpu(x, x, n);
+}
+
 void gelu_cpu_fast(const float *x, float *y, size_t n)
 {
     if (ops_have_avx512()) gelu_avx512(x, y, n);
@@ -189,6 +203,20 @@ AVX512 static void silu_avx512(const float *x, float *y, size_t n)
             _mm512_mask_storeu_ps(y + i, m, v_silu(_mm512_maskz_loadu_ps(m, x + i)));
         }
     }
+}
+
+AVX512 static void silu_rows_avx512(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask((int)(n - i < 16 ? n - i : 16));
+        _mm512_mask_storeu_ps(x + i, m, v_silu(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+void ops_silu_rows(float *x, size_t n)
+{
+    if (ops_have_avx512()) silu_rows_avx512(x, n);
+    else silu_cpu(x, x, n);
 }
 
 void silu_cpu_fast(const float *x, float *y, size_t n)
@@ -215,35 +243,44 @@ void ops_softplus_fast(const float *x, float *y, size_t n)
 
 /* ---- LayerNorm ---------------------------------------------------------------------------- */
 
-/* Per row: 16-lane partial sums for the mean, then for the (biased) variance of x − mean. */
+/* One row of C values: 16-lane partial sums for the mean, then for the (biased) variance of
+ * x − mean. y may equal x. */
+AVX512 static inline void ln_row(const float *xr, const float *gamma, const float *beta, float *yr,
+                                 int C)
+{
+    __m512 s = _mm512_setzero_ps();
+    for (int c = 0; c < C; c += 16) {
+        __mmask16 m = tail_mask(C - c);
+        s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, xr + c));
+    }
+    __m512 mean = _mm512_set1_ps(_mm512_reduce_add_ps(s) / C);
+    __m512 v = _mm512_setzero_ps();
+    for (int c = 0; c < C; c += 16) {
+        __mmask16 m = tail_mask(C - c);
+        __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, xr + c), mean);
+        v = _mm512_fmadd_ps(d, d, v);
+    }
+    __m512 rstd = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(v) / C + 1e-5f));
+    for (int c = 0; c < C; c += 16) {
+        __mmask16 m = tail_mask(C - c);
+        __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + c), mean), rstd);
+        __m512 o = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, gamma + c),
+                                   _mm512_maskz_loadu_ps(m, beta + c));
+        _mm512_mask_storeu_ps(yr + c, m, o);
+    }
+}
+
 AVX512 static void layernorm_avx512(const float *x, const float *gamma, const float *beta,
                                     float *y, size_t M, int C)
 {
 #pragma omp parallel for schedule(static) if (M > 64)
-    for (long i = 0; i < (long)M; i++) {
-        const float *xr = x + (size_t)i * C;
-        float *yr = y + (size_t)i * C;
-        __m512 s = _mm512_setzero_ps();
-        for (int c = 0; c < C; c += 16) {
-            __mmask16 m = tail_mask(C - c);
-            s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, xr + c));
-        }
-        __m512 mean = _mm512_set1_ps(_mm512_reduce_add_ps(s) / C);
-        __m512 v = _mm512_setzero_ps();
-        for (int c = 0; c < C; c += 16) {
-            __mmask16 m = tail_mask(C - c);
-            __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, xr + c), mean);
-            v = _mm512_fmadd_ps(d, d, v);
-        }
-        __m512 rstd = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(v) / C + 1e-5f));
-        for (int c = 0; c < C; c += 16) {
-            __mmask16 m = tail_mask(C - c);
-            __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + c), mean), rstd);
-            __m512 o = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, gamma + c),
-                                       _mm512_maskz_loadu_ps(m, beta + c));
-            _mm512_mask_storeu_ps(yr + c, m, o);
-        }
-    }
+    for (long i = 0; i < (long)M; i++) ln_row(x + (size_t)i * C, gamma, beta, y + (size_t)i * C, C);
+}
+
+AVX512 static void layernorm_rows_avx512(const float *x, const float *gamma, const float *beta,
+                                         float *y, size_t M, int C)
+{
+    for (size_t i = 0; i < M; i++) ln_row(x + i * C, gamma, beta, y + i * C, C);
 }
 
 void layernorm_cpu_fast(const float *x, const float *gamma, const float *beta, float *y,
@@ -253,36 +290,64 @@ void layernorm_cpu_fast(const float *x, const float *gamma, const float *beta, f
     else layernorm_cpu(x, gamma, beta, y, M, C);
 }
 
+void ops_layernorm_rows(const float *x, const float *gamma, const float *beta, float *y, size_t M,
+                        int C)
+{
+    if (ops_have_avx512() && C > 0) layernorm_rows_avx512(x, gamma, beta, y, M, C);
+    else layernorm_cpu(x, gamma, beta, y, M, C); /* plain (nested region: one thread) */
+}
+
 /* ---- depthwise 3×3 (+bias) (+SiLU) -------------------------------------------------------- */
 
-AVX512 static void dwconv3_avx512(const float *x, int x_row0, const float *wt, const float *bias,
-                                  float *y, int y_row0, int y_rows, int H, int W, int C, int silu)
+/* One output row oy of a depthwise 3×3 (+SiLU); xrow(iy) gives input row iy. */
+AVX512 static inline void dwconv3_row(const float *x, int x_row0, const float *wt,
+                                      const float *bias, float *yrow, int oy, int H, int W, int C,
+                                      int silu)
 {
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < y_rows; r++) {
-        int oy = y_row0 + r;
-        float *yrow = y + (size_t)r * W * C;
-        for (int ox = 0; ox < W; ox++) {
-            for (int c = 0; c < C; c += 16) {
-                __mmask16 m = tail_mask(C - c);
-                __m512 acc = bias ? _mm512_maskz_loadu_ps(m, bias + c) : _mm512_setzero_ps();
-                for (int ky = 0; ky < 3; ky++) {
-                    int iy = oy + ky - 1;
-                    if (iy < 0 || iy >= H) continue;
-                    const float *xrow = x + (size_t)(iy - x_row0) * W * C;
-                    for (int kx = 0; kx < 3; kx++) {
-                        int ix = ox + kx - 1;
-                        if (ix < 0 || ix >= W) continue;
-                        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xrow + (size_t)ix * C + c),
-                                              _mm512_maskz_loadu_ps(m, wt + (size_t)(ky * 3 + kx) * C + c),
-                                              acc);
-                    }
+    for (int ox = 0; ox < W; ox++) {
+        for (int c = 0; c < C; c += 16) {
+            __mmask16 m = tail_mask(C - c);
+            __m512 acc = bias ? _mm512_maskz_loadu_ps(m, bias + c) : _mm512_setzero_ps();
+            for (int ky = 0; ky < 3; ky++) {
+                int iy = oy + ky - 1;
+                if (iy < 0 || iy >= H) continue;
+                const float *xrow = x + (size_t)(iy - x_row0) * W * C;
+                for (int kx = 0; kx < 3; kx++) {
+                    int ix = ox + kx - 1;
+                    if (ix < 0 || ix >= W) continue;
+                    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xrow + (size_t)ix * C + c),
+                                          _mm512_maskz_loadu_ps(m, wt + (size_t)(ky * 3 + kx) * C + c),
+                                          acc);
                 }
-                if (silu) acc = v_silu(acc);
-                _mm512_mask_storeu_ps(yrow + (size_t)ox * C + c, m, acc);
             }
+            if (silu) acc = v_silu(acc);
+            _mm512_mask_storeu_ps(yrow + (size_t)ox * C + c, m, acc);
         }
     }
+}
+
+/* nimg images (or one band when nimg == 1): image i's input at x + i·x_stride, output at
+ * y + i·y_stride; work items (image, output row). */
+AVX512 static void dwconv3_avx512(const float *x, size_t x_stride, int x_row0, const float *wt,
+                                  const float *bias, float *y, size_t y_stride, int y_row0,
+                                  int y_rows, int H, int W, int C, int silu, int nimg)
+{
+    long n = (long)nimg * y_rows;
+#pragma omp parallel for schedule(static)
+    for (long it = 0; it < n; it++) {
+        int i = (int)(it / y_rows), r = (int)(it % y_rows);
+        dwconv3_row(x + (size_t)i * x_stride, x_row0, wt, bias,
+                    y + (size_t)i * y_stride + (size_t)r * W * C, y_row0 + r, H, W, C, silu);
+    }
+}
+
+static float *dw_taps(const float *w, int C)
+{
+    float *wt = malloc((size_t)9 * C * sizeof *wt);
+    if (!wt) abort(); /* 9·C floats; C ≤ a few thousand */
+    for (int c = 0; c < C; c++)
+        for (int k = 0; k < 9; k++) wt[(size_t)k * C + c] = w[(size_t)c * 9 + k];
+    return wt;
 }
 
 void dwconv3_cpu_fast(const float *x, int x_row0, int x_rows, const float *w, const float *bias,
@@ -292,11 +357,22 @@ void dwconv3_cpu_fast(const float *x, int x_row0, int x_rows, const float *w, co
         dwconv3_cpu(x, x_row0, x_rows, w, bias, y, y_row0, y_rows, H, W, C, silu);
         return;
     }
-    float *wt = malloc((size_t)9 * C * sizeof *wt);
-    if (!wt) abort(); /* 9·C floats; C ≤ a few thousand */
-    for (int c = 0; c < C; c++)
-        for (int k = 0; k < 9; k++) wt[(size_t)k * C + c] = w[(size_t)c * 9 + k];
-    dwconv3_avx512(x, x_row0, wt, bias, y, y_row0, y_rows, H, W, C, silu);
+    float *wt = dw_taps(w, C);
+    dwconv3_avx512(x, 0, x_row0, wt, bias, y, 0, y_row0, y_rows, H, W, C, silu, 1);
+    free(wt);
+}
+
+void ops_dwconv3_images(int nimg, const float *x, const float *w, const float *bias, float *y,
+                        int H, int W, int C, int silu)
+{
+    size_t L = (size_t)H * W;
+    if (!ops_have_avx512()) {
+        for (int i = 0; i < nimg; i++)
+            dwconv3_cpu(x + i * L * C, 0, H, w, bias, y + i * L * C, 0, H, H, W, C, silu);
+        return;
+    }
+    float *wt = dw_taps(w, C);
+    dwconv3_avx512(x, L * C, 0, wt, bias, y, L * C, 0, H, H, W, C, silu, nimg);
     free(wt);
 }
 
@@ -422,26 +498,39 @@ AVX512 static void ss2d_group(const float *u, const float *xdbl, const float *dt
     }
 }
 
-void ss2d_scan_merge_cpu_fast(const float *u, const float *xdbl, const float *dt_w,
-                              const float *dt_b, const float *A, const float *Ds, float *y, int H,
-                              int W, int Dn, int R, int N)
+void ops_ss2d_images(int nimg, const float *u, const float *xdbl, const float *dt_w,
+                     const float *dt_b, const float *A, const float *Ds, float *y, int H, int W,
+                     int Dn, int R, int N)
 {
+    const size_t L = (size_t)H * W, P4 = (size_t)SS2D_K * (R + 2 * N);
     if (!ops_have_avx512()) {
-        ss2d_scan_merge_cpu(u, xdbl, dt_w, dt_b, A, Ds, y, H, W, Dn, R, N);
+        for (int i = 0; i < nimg; i++)
+            ss2d_scan_merge_cpu(u + i * L * Dn, xdbl + i * L * P4, dt_w, dt_b, A, Ds,
+                                y + i * L * Dn, H, W, Dn, R, N);
         return;
     }
     const int ngrp = (Dn + 15) / 16;
+    const long n = (long)nimg * ngrp;
 #pragma omp parallel
     {
         float *wt = aligned_alloc(64, (size_t)(R > 0 ? R : 1) * 16 * sizeof *wt);
         __m512 *hv = aligned_alloc(64, (size_t)(2 * N + 1) * sizeof *hv);
         if (!wt || !hv) abort(); /* R·16 floats and 2N+1 vectors */
 #pragma omp for schedule(dynamic, 1)
-        for (int g = 0; g < ngrp; g++) {
+        for (long it = 0; it < n; it++) {
+            int i = (int)(it / ngrp), g = (int)(it % ngrp);
             int d0 = g * 16, cb = Dn - d0 < 16 ? Dn - d0 : 16;
-            ss2d_group(u, xdbl, dt_w, dt_b, A, Ds, y, H, W, Dn, R, N, d0, cb, wt, hv, hv + N);
+            ss2d_group(u + i * L * Dn, xdbl + i * L * P4, dt_w, dt_b, A, Ds, y + i * L * Dn, H, W,
+                       Dn, R, N, d0, cb, wt, hv, hv + N);
         }
         free(wt);
         free(hv);
     }
+}
+
+void ss2d_scan_merge_cpu_fast(const float *u, const float *xdbl, const float *dt_w,
+                              const float *dt_b, const float *A, const float *Ds, float *y, int H,
+                              int W, int Dn, int R, int N)
+{
+    ops_ss2d_images(1, u, xdbl, dt_w, dt_b, A, Ds, y, H, W, Dn, R, N);
 }

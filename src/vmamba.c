@@ -16,12 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops.h"
 #include "util.h"
 
 /* Pixels per band for per-pixel work (LN, GEMMs, MLP): 4096 pixels = 16 GEMM row blocks
  * (OPS_GEMM_ROWS 256), enough to keep both cores busy; an MLP hidden band of 4096 × 4C floats is
  * 6 MB for C = 96. */
 #define BAND_PIXELS 4096
+/* Pixels of whole small maps grouped into one LN + in_proj / conv / x_proj / scan call (see
+ * group_images): 16384 px keeps the group's scratch (16384 × Dn floats) a few MB while the
+ * late stages at 224² run all images of a batch of 8 in one call. */
+#define GROUP_PIXELS 16384
 
 struct vblock {
     const float *norm_w, *norm_b;
@@ -243,8 +248,17 @@ struct fwd {
     const struct backend *be;
     int B;
     float *band_a, *band_b, *band_c; /* band scratch */
-    float *xdbl;                     /* (L, 4·(R+2N)) of one image */
+    float *xdbl;                     /* (g·L, 4·(R+2N)) of one group of g images */
 };
+
+/* Images of L pixels processed together by a block's LN + in_proj + conv and x_proj: whole maps
+ * of up to GROUP_PIXELS pixels in all, so the late stages' small maps (L = 49 at 224²) give GEMMs
+ * of hundreds of rows instead of one tile per image. A function of the shape only. */
+static int group_images(int B, size_t L)
+{
+    size_t g = 2 * L > GROUP_PIXELS ? 1 : GROUP_PIXELS / L;
+    return (int)(g < (size_t)B ? g : (size_t)B);
+}
 
 /* Stem: input rows → (B, H0, W0, C0) channels-last in x. */
 static enum wv_status stem_forward(struct fwd *f, int H, int W, vmamba_read_rows_fn read,
@@ -303,6 +317,111 @@ out:
     return st;
 }
 
+/* ---- fused CPU path ---------------------------------------------------------------------
+ * With the CPU backend's own table the block runs through fused per-tile kernels instead of one
+ * op call per step: each OpenMP region is a synchronisation point, and on a loaded 2-core machine
+ * every one costs up to a scheduler time slice, so the block's tail (out_norm, gate, out_proj +
+ * residual, LN2, fc1 + GELU, fc2 + residual) becomes one region over pixel tiles, and LN is done
+ * inside the in_proj GEMM's tiles. The op-by-op path below stays for other backends and is the
+ * oracle these are tested against (test_vmamba: fused vs op-by-op forward). */
+static int cpu_fused(const struct backend *be) { return be->ops == &backend_cpu_ops; }
+
+/* y (M, N) = LN(x) (M, K) · wᵀ, LN (gamma, beta) done per GEMM tile into thread scratch. */
+static void ln_gemm_cpu(const float *x, const float *gamma, const float *beta, const float *w,
+                        float *y, size_t M, int K, int N)
+{
+    struct ops_tiles tl;
+    ops_gemm_tiles(M, K, N, &tl);
+#pragma omp parallel if (tl.n > 1)
+    {
+        float *a = malloc((size_t)tl.rows * K * sizeof *a);
+        if (!a) abort(); /* OPS_GEMM_ROWS × K floats */
+#pragma omp for schedule(dynamic, 1)
+        for (long t = 0; t < tl.n; t++) {
+            size_t r0 = (size_t)(t / tl.ncb) * tl.rows;
+            int j0 = (int)(t % tl.ncb) * tl.cols;
+            int m = (int)(M - r0 < (size_t)tl.rows ? M - r0 : (size_t)tl.rows);
+            int nc = N - j0 < tl.cols ? N - j0 : tl.cols;
+            ops_layernorm_rows(x + r0 * K, gamma, beta, a, m, K);
+            ops_sgemm_nt_ld(a, K, w + (size_t)j0 * K, K, y + r0 * N + j0, N, m, K, nc, 0.0f);
+        }
+        free(a);
+    }
+}
+
+/* The block's tail on M pixels of x (M, C) and y (M, Dn): per tile of ≤ OPS_GEMM_ROWS pixels
+ * (tiles of equal size, a function of M only): y = out_norm(y) [· SiLU(z)]; x += out_proj(y);
+ * x += fc2(GELU(fc1(LN2(x)))). */
+static void tail_cpu(const struct vmamba *m, const struct vstage *s, const struct vblock *bk,
+                     float *x, float *y, size_t M)
+{
+    const int C = s->C, Dn = s->Dn, Hd = s->hidden, v0 = m->cfg.family == VMAMBA_V0;
+    const long nt = (long)((M + OPS_GEMM_ROWS - 1) / OPS_GEMM_ROWS);
+    const size_t T = nt ? (M + nt - 1) / nt : 1;
+    const size_t hw = (size_t)(Hd > Dn ? Hd : Dn);
+#pragma omp parallel if (nt > 1)
+    {
+        float *a = malloc(T * C * sizeof *a), *h = malloc(T * hw * sizeof *h);
+        if (!a || !h) abort(); /* OPS_GEMM_ROWS × (C + max(hidden, Dn)) floats */
+#pragma omp for schedule(dynamic, 1)
+        for (long t = 0; t < nt; t++) {
+            size_t p0 = (size_t)t * T;
+            int np = (int)(M - p0 < T ? M - p0 : T);
+            float *xp = x + p0 * C, *yp = y + p0 * Dn;
+            ops_layernorm_rows(yp, bk->on_w, bk->on_b, yp, np, Dn);
+            if (v0) {
+                ops_layernorm_rows(xp, bk->norm_w, bk->norm_b, a, np, C);
+                ops_sgemm_nt(a, bk->in_proj + (size_t)Dn * C, h, np, C, Dn, 0.0f);
+                ops_silu_rows(h, (size_t)np * Dn);
+                for (size_t i = 0; i < (size_t)np * Dn; i++) yp[i] *= h[i];
+            }
+            ops_sgemm_nt(yp, bk->out_proj, xp, np, Dn, C, 1.0f);
+            if (Hd > 0) {
+                ops_layernorm_rows(xp, bk->n2_w, bk->n2_b, a, np, C);
+                for (int i = 0; i < np; i++) memcpy(h + (size_t)i * Hd, bk->fc1_b, Hd * sizeof *h);
+                ops_sgemm_nt(a, bk->fc1_w, h, np, C, Hd, 1.0f);
+                ops_gelu_rows(h, (size_t)np * Hd);
+                for (int i = 0; i < np; i++)
+                    for (int c = 0; c < C; c++) xp[(size_t)i * C + c] += bk->fc2_b[c];
+                ops_sgemm_nt(h, bk->fc2_w, xp, np, Hd, C, 1.0f);
+            }
+        }
+        free(a);
+        free(h);
+    }
+}
+
+/* One VSSBlock, fused CPU path (same contract as block_forward). */
+static void block_forward_cpu(struct fwd *f, const struct vstage *s, const struct vblock *bk,
+                              float *x, float *u, float *y, int H, int W)
+{
+    const int C = s->C, Dn = s->Dn, R = s->R, N = f->m->cfg.d_state, P = R + 2 * N;
+    const size_t L = (size_t)H * W;
+    const int rb = W >= BAND_PIXELS ? 1 : BAND_PIXELS / W;
+    const int g = group_images(f->B, L);
+    for (int b0 = 0; b0 < f->B; b0 += g) {
+        const int gb = f->B - b0 < g ? f->B - b0 : g;
+        float *xb = x + (size_t)b0 * L * C, *ub = u + (size_t)b0 * L * Dn;
+        float *yb = y + (size_t)b0 * L * Dn;
+        if (gb > 1) {
+            ln_gemm_cpu(xb, bk->norm_w, bk->norm_b, bk->in_proj, f->band_b, (size_t)gb * L, C, Dn);
+            ops_dwconv3_images(gb, f->band_b, bk->conv_w, bk->conv_b, ub, H, W, Dn, 1);
+        } else {
+            for (int r0 = 0; r0 < H; r0 += rb) {
+                int r1 = r0 + rb < H ? r0 + rb : H;
+                int t0 = r0 > 0 ? r0 - 1 : 0, t1 = r1 < H ? r1 + 1 : H;
+                ln_gemm_cpu(xb + (size_t)t0 * W * C, bk->norm_w, bk->norm_b, bk->in_proj,
+                            f->band_b, (size_t)(t1 - t0) * W, C, Dn);
+                dwconv3_cpu_fast(f->band_b, t0, t1 - t0, bk->conv_w, bk->conv_b,
+                                 ub + (size_t)r0 * W * Dn, r0, r1 - r0, H, W, Dn, 1);
+            }
+        }
+        gemm_cpu(ub, bk->x_proj, NULL, f->xdbl, (size_t)gb * L, Dn, 4 * P, 0);
+        ops_ss2d_images(gb, ub, f->xdbl, bk->dt_w, bk->dt_b, bk->A, bk->Ds, yb, H, W, Dn, R, N);
+    }
+    tail_cpu(f->m, s, bk, x, y, (size_t)f->B * L);
+}
+
 /* One VSSBlock on x (B, H, W, C), in place; u, y: (B, H, W, Dn) scratch maps. */
 static void block_forward(struct fwd *f, const struct vstage *s, const struct vblock *bk,
                           float *x, float *u, float *y, int H, int W)
@@ -312,22 +431,39 @@ static void block_forward(struct fwd *f, const struct vstage *s, const struct vb
     const int v0 = f->m->cfg.family == VMAMBA_V0;
     const size_t L = (size_t)H * W;
     const int rb = W >= BAND_PIXELS ? 1 : BAND_PIXELS / W;
-    for (int b = 0; b < f->B; b++) {
-        float *xb = x + (size_t)b * L * C, *ub = u + (size_t)b * L * Dn, *yb = y + (size_t)b * L * Dn;
-        /* u = SiLU(dwconv(in_proj(LN(x)))) in row bands (with a one-row halo) */
-        for (int r0 = 0; r0 < H; r0 += rb) {
-            int r1 = r0 + rb < H ? r0 + rb : H;
-            int t0 = r0 > 0 ? r0 - 1 : 0, t1 = r1 < H ? r1 + 1 : H;
-            size_t nt = (size_t)(t1 - t0) * W;
-            OPS->layernorm(be, xb + (size_t)t0 * W * C, bk->norm_w, bk->norm_b, f->band_a, nt, C);
-            OPS->gemm(be, f->band_a, bk->in_proj, NULL, f->band_b, nt, C, Dn, 0);
-            OPS->dwconv3(be, f->band_b, t0, t1 - t0, bk->conv_w, bk->conv_b,
-                         ub + (size_t)r0 * W * Dn, r0, r1 - r0, H, W, Dn, 1);
+    const int g = group_images(f->B, L);
+    for (int b0 = 0; b0 < f->B; b0 += g) {
+        const int gb = f->B - b0 < g ? f->B - b0 : g; /* images in this group */
+        float *xb = x + (size_t)b0 * L * C, *ub = u + (size_t)b0 * L * Dn;
+        float *yb = y + (size_t)b0 * L * Dn;
+        if (gb > 1) {
+            /* whole small maps: LN + in_proj over the group's pixels at once, conv per image */
+            size_t np = (size_t)gb * L;
+            OPS->layernorm(be, xb, bk->norm_w, bk->norm_b, f->band_a, np, C);
+            OPS->gemm(be, f->band_a, bk->in_proj, NULL, f->band_b, np, C, Dn, 0);
+            for (int i = 0; i < gb; i++)
+                OPS->dwconv3(be, f->band_b + (size_t)i * L * Dn, 0, H, bk->conv_w, bk->conv_b,
+                             ub + (size_t)i * L * Dn, 0, H, H, W, Dn, 1);
+        } else {
+            /* u = SiLU(dwconv(in_proj(LN(x)))) in row bands (with a one-row halo) */
+            for (int r0 = 0; r0 < H; r0 += rb) {
+                int r1 = r0 + rb < H ? r0 + rb : H;
+                int t0 = r0 > 0 ? r0 - 1 : 0, t1 = r1 < H ? r1 + 1 : H;
+                size_t nt = (size_t)(t1 - t0) * W;
+                OPS->layernorm(be, xb + (size_t)t0 * W * C, bk->norm_w, bk->norm_b, f->band_a,
+                               nt, C);
+                OPS->gemm(be, f->band_a, bk->in_proj, NULL, f->band_b, nt, C, Dn, 0);
+                OPS->dwconv3(be, f->band_b, t0, t1 - t0, bk->conv_w, bk->conv_b,
+                             ub + (size_t)r0 * W * Dn, r0, r1 - r0, H, W, Dn, 1);
+            }
         }
-        /* x_proj for all 4 directions at once, in pixel order: (L, Dn) · (4P, Dn)ᵀ */
-        OPS->gemm(be, ub, bk->x_proj, NULL, f->xdbl, L, Dn, 4 * P, 0);
-        OPS->ss2d_scan_merge(be, ub, f->xdbl, bk->dt_w, bk->dt_b, bk->A, bk->Ds, yb, H, W, Dn, R,
-                             N);
+        /* x_proj for all 4 directions (and the group's images) at once, in pixel order:
+         * (gb·L, Dn) · (4P, Dn)ᵀ */
+        OPS->gemm(be, ub, bk->x_proj, NULL, f->xdbl, (size_t)gb * L, Dn, 4 * P, 0);
+        for (int i = 0; i < gb; i++)
+            OPS->ss2d_scan_merge(be, ub + (size_t)i * L * Dn, f->xdbl + (size_t)i * L * 4 * P,
+                                 bk->dt_w, bk->dt_b, bk->A, bk->Ds, yb + (size_t)i * L * Dn, H, W,
+                                 Dn, R, N);
     }
     /* tail, in pixel bands: y = out_norm(y) [· SiLU(z)]; x += out_proj(y); x += MLP(LN2(x)) */
     const size_t M = (size_t)f->B * L;
@@ -427,13 +563,19 @@ enum wv_status vmamba_forward(const struct vmamba *m, const struct backend *be, 
         if ((size_t)B * L * c > map) map = (size_t)B * L * c;
         if (i < 3 && (size_t)B * hs[i + 1] * ws[i + 1] * cfg->dims[i + 1] > map)
             map = (size_t)B * hs[i + 1] * ws[i + 1] * cfg->dims[i + 1];
-        if (L * 4 * (s->R + 2 * N) > xdbl) xdbl = L * 4 * (s->R + 2 * N);
+        size_t gxl = (size_t)group_images(B, L) * L;
+        if (gxl * 4 * (s->R + 2 * N) > xdbl) xdbl = gxl * 4 * (s->R + 2 * N);
         int rb = ws[i] >= BAND_PIXELS ? 1 : BAND_PIXELS / ws[i];
         size_t band_px = (size_t)(rb + 2) * ws[i];
         if (band_px < BAND_PIXELS) band_px = BAND_PIXELS;
         size_t a = band_px * (s->C > cfg->dims[3] ? s->C : cfg->dims[3]);
         size_t bb = band_px * s->Dn;
         size_t cc = (size_t)BAND_PIXELS * (s->hidden > 4 * s->C ? s->hidden : 4 * s->C);
+        size_t gl = (size_t)group_images(B, L) * L;
+        if (gl > L) { /* group mode: the group's pixels at once */
+            if (gl * s->C > a) a = gl * s->C;
+            if (gl * s->Dn > bb) bb = gl * s->Dn;
+        }
         if (a > band_a) band_a = a;
         if (bb > band_b) band_b = bb;
         if (cc > band_c) band_c = cc;
@@ -458,7 +600,10 @@ enum wv_status vmamba_forward(const struct vmamba *m, const struct backend *be, 
     for (int i = 0; i < VMAMBA_STAGES; i++) {
         const struct vstage *s = &m->st[i];
         float *x = bufs[ix], *u = bufs[(ix + 1) % 3], *y = bufs[(ix + 2) % 3];
-        for (int j = 0; j < s->depth; j++) block_forward(&f, s, &s->blocks[j], x, u, y, hs[i], ws[i]);
+        for (int j = 0; j < s->depth; j++) {
+            if (cpu_fused(be)) block_forward_cpu(&f, s, &s->blocks[j], x, u, y, hs[i], ws[i]);
+            else block_forward(&f, s, &s->blocks[j], x, u, y, hs[i], ws[i]);
+        }
         char name[32];
         snprintf(name, sizeof name, "stage%d_blocks", i);
         if (on_stage && (st = on_stage(stage_user, name, x, B, hs[i], ws[i], s->C))) goto out;

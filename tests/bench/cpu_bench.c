@@ -104,6 +104,30 @@ static enum wv_status next_slot(void *user, const char *name, const float *map, 
     return WV_OK;
 }
 
+/* Wall time per stage of the real (fused CPU) path: timestamps at each stage observer call. */
+static double stamp[NSLOT + 1];
+static int n_stamp;
+static enum wv_status take_stamp(void *user, const char *name, const float *map, int B, int H,
+                                 int W, int C)
+{
+    if (n_stamp <= NSLOT) stamp[n_stamp++] = util_now();
+    return WV_OK;
+}
+
+static void stage_walls(const struct vmamba *m, const struct backend *be, int B, int S, float *lg)
+{
+    float *x = rnd((size_t)B * 3 * S * S, 11);
+    n_stamp = 0;
+    stamp[n_stamp++] = util_now();
+    vmamba_forward_nchw(m, be, x, B, S, S, take_stamp, NULL, lg);
+    stamp[n_stamp++] = util_now();
+    free(x);
+    printf("  stage wall, fused path (%d×%d², one forward, %.3f s), ms:", B, S, stamp[n_stamp - 1] - stamp[0]);
+    for (int k = 0; k + 1 < n_stamp && k < NSLOT; k++)
+        printf(" %s %.1f%s", slot_names[k], 1e3 * (stamp[k + 1] - stamp[k]), k + 2 < n_stamp ? "," : "");
+    printf("\n");
+}
+
 /* One profiled forward of B×S×S: per op class and stage, seconds and share of the wall time. */
 static void profile(const struct vmamba *m, const struct backend *be, int B, int S, float *lg)
 {
@@ -122,7 +146,8 @@ static void profile(const struct vmamba *m, const struct backend *be, int B, int
     free(x);
     static const enum wv_op shown[] = {OP_GEMM, OP_CONV3_S2, OP_SS2D_SCAN_MERGE, OP_DWCONV3,
                                        OP_LAYERNORM, OP_GELU};
-    printf("  per-op time, %d×%d² (one profiled forward, %.3f s wall), ms:\n  %-16s", B, S, wall, "op");
+    printf("  per-op time, op-by-op path through a timing copy of the op table (%d×%d², one "
+           "forward, %.3f s wall), ms:\n  %-16s", B, S, wall, "op");
     for (int k = 0; k < NSLOT; k++) printf(" %8s", slot_names[k]);
     printf(" %9s %6s\n", "total", "share");
     for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
@@ -162,6 +187,7 @@ static void print_flops(const char *what, const double fl[5], double seconds)
 int main(int argc, char **argv)
 {
     backend_blas_reexec(argv); /* OpenBLAS Prescott misdetection: see backend.h */
+    setvbuf(stdout, NULL, _IOLBF, 0); /* lines appear as they are measured (long runs, logs) */
     int threads = 0, batch = 8, reps = 5, big = 0, big_size = 10000, only_big = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
@@ -259,6 +285,7 @@ int main(int argc, char **argv)
                "%.1f GFLOP/s that is %.2f img/s counting FLOPs, %.2f img/s counting MACs; measured "
                "%.2f img/s\n", tot / batch / 1e9, tot / batch / 2e9, gref,
                0.5 * gref * 1e9 / (tot / batch), 0.5 * gref * 1e9 / (tot / batch / 2), batch / s);
+        stage_walls(m, &be, batch, 224, lg);
         profile(m, &be, batch, 224, lg);
         free(x), free(lg);
     }
@@ -278,6 +305,7 @@ int main(int argc, char **argv)
         printf("2048² x1: %.3f s median of %d -> %.2f Mpix/s\n", s, r2, 2048.0 * 2048 / s / 1e6);
         vmamba_flops(&cfg, 3, 1, 2048, 2048, fl);
         print_flops("2048²", fl, s);
+        stage_walls(m, &be, 1, 2048, lg);
         profile(m, &be, 1, 2048, lg);
         free(x);
     }

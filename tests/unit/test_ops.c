@@ -19,6 +19,7 @@
 
 #include "src/backend.h"
 #include "src/ops.h"
+#include "src/vmamba.h"
 
 static int n_fail, n_check;
 static uint64_t rng = 12345;
@@ -273,6 +274,63 @@ static void test_ss2d(int H, int W, int Dn, int R, int N)
     free(u), free(xd), free(dw), free(db), free(A), free(Ds), free(a), free(r), free(a1);
 }
 
+/* ---- whole model: fused CPU path vs op-by-op path ------------------------------------------ */
+
+struct maps {
+    int n;
+    float *m[8];
+    size_t len[8];
+};
+
+static enum wv_status keep(void *user, const char *name, const float *map, int B, int H, int W,
+                           int C)
+{
+    struct maps *s = user;
+    size_t n = (size_t)B * H * W * C;
+    if (s->n < 8) {
+        s->m[s->n] = galloc(n);
+        memcpy(s->m[s->n], map, n * sizeof(float));
+        s->len[s->n++] = n;
+    }
+    return WV_OK;
+}
+
+/* vmamba_forward takes the fused per-tile path with the CPU backend's own table; a copy of the
+ * table forces the op-by-op path (one table call per step), the oracle for the fusion. */
+static void test_model(const char *label, const struct vmamba_config *cfg, int B, int H, int W)
+{
+    struct weights *w = NULL;
+    struct vmamba *m = NULL;
+    if (vmamba_random_weights(cfg, 3, &w) || vmamba_create(w, "", cfg, &m)) {
+        n_fail++, n_check++;
+        printf("%s: model: %s FAIL\n", label, error_msg());
+        return;
+    }
+    float *x = rnd((size_t)B * 3 * H * W, -1, 1);
+    float *l1 = galloc((size_t)B * cfg->num_classes), *l2 = galloc((size_t)B * cfg->num_classes);
+    struct backend be, be_ops;
+    backend_init(&be, WV_DEVICE_CPU, 2, 0);
+    static struct backend_ops copy;
+    copy = backend_cpu_ops;
+    be_ops = be;
+    be_ops.ops = &copy;
+    struct maps a = {0}, b = {0};
+    vmamba_forward_nchw(m, &be, x, B, H, W, keep, &a, l1);
+    vmamba_forward_nchw(m, &be_ops, x, B, H, W, keep, &b, l2);
+    char what[128];
+    for (int k = 0; k < a.n && k < b.n; k++) {
+        snprintf(what, sizeof what, "%s: fused vs op-by-op map %d", label, k);
+        /* same math, other GEMM tilings and sum orders: fp32 rounding of O(1) maps */
+        check(what, a.m[k], b.m[k], NULL, a.len[k], 2e-5, 2e-5);
+        free(a.m[k]), free(b.m[k]);
+    }
+    snprintf(what, sizeof what, "%s: fused vs op-by-op logits", label);
+    check(what, l1, l2, NULL, (size_t)B * cfg->num_classes, 2e-5, 2e-5);
+    free(x), free(l1), free(l2);
+    vmamba_free(m);
+    weights_free(w);
+}
+
 int main(void)
 {
     const char *ct = getenv("OPENBLAS_CORETYPE");
@@ -323,6 +381,18 @@ int main(void)
     test_ss2d(9, 13, 40, 5, 1);
     test_ss2d(6, 6, 33, 4, 16);
     test_ss2d(14, 14, 96, 6, 1);
+
+    struct vmamba_config v2 = {.family = VMAMBA_V2, .dims = {16, 32, 48, 64}, .depths = {1, 2, 1, 1},
+                               .d_inner = {32, 64, 96, 128}, .dt_rank = {1, 2, 3, 4}, .d_state = 1,
+                               .mlp_hidden = {64, 128, 192, 256}, .conv_bias = 0, .num_classes = 5,
+                               .ssm_ratio = 2.0};
+    test_model("v2 B=5 37x29 (grouped small maps)", &v2, 5, 37, 29);
+    test_model("v2 B=1 150x70 (row bands)", &v2, 1, 150, 70);
+    struct vmamba_config v0 = {.family = VMAMBA_V0, .dims = {8, 16, 32, 64}, .depths = {1, 1, 2, 1},
+                               .d_inner = {16, 32, 64, 128}, .dt_rank = {1, 1, 2, 4}, .d_state = 16,
+                               .mlp_hidden = {0, 0, 0, 0}, .conv_bias = 1, .num_classes = 3,
+                               .ssm_ratio = 2.0};
+    test_model("v0 B=3 37x45 (z gate, N=16)", &v0, 3, 37, 45);
 
     printf("test_ops: %d checks, %d failed\n", n_check, n_fail);
     return n_fail ? 1 : 0;
