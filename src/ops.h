@@ -57,6 +57,11 @@ void ops_silu_rows(float *x, size_t n);
  * (nimg, H, W, K, R+2N)) in one parallel region, same results as per image. */
 void ops_dwconv3_images(int nimg, const float *x, const float *w, const float *bias, float *y,
                         int H, int W, int C, int silu);
+/* Dense 3×3/s2 over nimg images (image i at x + i·x_stride → y + i·y_stride, each a band as in
+ * conv3s2_cpu), optionally followed per output pixel by LayerNorm(Co) (ln_g, ln_b) and GELU. */
+void ops_conv3s2_post(int nimg, const float *x, size_t x_stride, int x_row0, const float *w,
+                      const float *bias, float *y, size_t y_stride, int y_row0, int y_rows, int H,
+                      int W, int Ci, int Co, const float *ln_g, const float *ln_b, int gelu);
 void ops_ss2d_images(int nimg, const float *u, const float *xdbl, const float *dt_w,
                      const float *dt_b, const float *A, const float *Ds, float *y, int H, int W,
                      int Dn, int R, int N);

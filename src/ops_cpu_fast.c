@@ -378,30 +378,34 @@ void ops_dwconv3_images(int nimg, const float *x, const float *w, const float *b
 
 /* ---- dense 3×3 stride 2 as GEMM over fixed output-pixel tiles ----------------------------- */
 
-/* Output pixels (of the band, flattened row-major) × output channels are cut into the tiles of
- * ops_gemm_tiles; each tile gathers its pixels' 3×3×Ci patches (im2col, in the weight's
- * (ci, ky, kx) order, so the stored weight is used as is) and runs one single-thread sgemm. */
-void conv3s2_cpu_fast(const float *x, int x_row0, int x_rows, const float *w, const float *bias,
-                      float *y, int y_row0, int y_rows, int H, int W, int Ci, int Co)
+/* Output pixels (over the images, then the band's rows, flattened row-major) × output channels
+ * are cut into the tiles of ops_gemm_tiles (row tiles only when a LayerNorm follows, which needs
+ * whole output rows); each tile gathers its pixels' 3×3×Ci patches (im2col, in the weight's
+ * (ci, ky, kx) order, so the stored weight is used as is), runs one single-thread sgemm, then
+ * the optional LayerNorm (+GELU) of its rows. */
+void ops_conv3s2_post(int nimg, const float *x, size_t x_stride, int x_row0, const float *w,
+                      const float *bias, float *y, size_t y_stride, int y_row0, int y_rows, int H,
+                      int W, int Ci, int Co, const float *ln_g, const float *ln_b, int gelu)
 {
     const int Wo = (W + 1) / 2, KK = Ci * 9;
-    const size_t M = (size_t)y_rows * Wo;
+    const size_t Mi = (size_t)y_rows * Wo, M = Mi * nimg;
     struct ops_tiles tl;
-    ops_gemm_tiles(M, KK, Co, &tl);
-    (void)x_rows;
-#pragma omp parallel
+    ops_gemm_tiles(M, KK, ln_g ? 0 : Co, &tl);
+    if (ln_g) tl.cols = Co, tl.ncb = 1;
+#pragma omp parallel if (tl.n > 1)
     {
         float *col = malloc((size_t)tl.rows * KK * sizeof *col);
         if (!col) abort(); /* OPS_GEMM_ROWS × 9·Ci floats per thread */
 #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < tl.n; t++) {
-            size_t p0 = (size_t)(t / tl.ncb) * tl.rows;
+            size_t q0 = (size_t)(t / tl.ncb) * tl.rows;
             int j0 = (int)(t % tl.ncb) * tl.cols;
-            int m = (int)(M - p0 < (size_t)tl.rows ? M - p0 : (size_t)tl.rows);
+            int m = (int)(M - q0 < (size_t)tl.rows ? M - q0 : (size_t)tl.rows);
             int nc = Co - j0 < tl.cols ? Co - j0 : tl.cols;
             for (int i = 0; i < m; i++) {
-                size_t p = p0 + i;
+                size_t q = q0 + i, img = q / Mi, p = q % Mi;
                 int oy = y_row0 + (int)(p / Wo), ox = (int)(p % Wo);
+                const float *xi = x + img * x_stride;
                 float *cp = col + (size_t)i * KK;
                 for (int ky = 0; ky < 3; ky++) {
                     int iy = 2 * oy + ky - 1;
@@ -411,23 +415,41 @@ void conv3s2_cpu_fast(const float *x, int x_row0, int x_rows, const float *w, co
                         if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
                             for (int ci = 0; ci < Ci; ci++) d[(size_t)ci * 9] = 0.0f;
                         } else {
-                            const float *xp = x + ((size_t)(iy - x_row0) * W + ix) * Ci;
+                            const float *xp = xi + ((size_t)(iy - x_row0) * W + ix) * Ci;
                             for (int ci = 0; ci < Ci; ci++) d[(size_t)ci * 9] = xp[ci];
                         }
                     }
                 }
             }
-            float *yb = y + p0 * Co + j0;
-            float beta = 0.0f;
-            if (bias) {
-                for (int i = 0; i < m; i++)
-                    memcpy(yb + (size_t)i * Co, bias + j0, nc * sizeof *yb);
-                beta = 1.0f;
+            /* output rows of this tile: contiguous within an image, so go image by image */
+            for (int i = 0; i < m;) {
+                size_t q = q0 + i, img = q / Mi, p = q % Mi;
+                int run = (int)(Mi - p < (size_t)(m - i) ? Mi - p : (size_t)(m - i));
+                float *yb = y + img * y_stride + p * Co + j0;
+                float beta = 0.0f;
+                if (bias) {
+                    for (int r = 0; r < run; r++)
+                        memcpy(yb + (size_t)r * Co, bias + j0, nc * sizeof *yb);
+                    beta = 1.0f;
+                }
+                ops_sgemm_nt_ld(col + (size_t)i * KK, KK, w + (size_t)j0 * KK, KK, yb, Co, run, KK,
+                                nc, beta);
+                if (ln_g) {
+                    ops_layernorm_rows(yb, ln_g, ln_b, yb, run, Co);
+                    if (gelu) ops_gelu_rows(yb, (size_t)run * Co);
+                }
+                i += run;
             }
-            ops_sgemm_nt_ld(col, KK, w + (size_t)j0 * KK, KK, yb, Co, m, KK, nc, beta);
         }
         free(col);
     }
+}
+
+void conv3s2_cpu_fast(const float *x, int x_row0, int x_rows, const float *w, const float *bias,
+                      float *y, int y_row0, int y_rows, int H, int W, int Ci, int Co)
+{
+    (void)x_rows;
+    ops_conv3s2_post(1, x, 0, x_row0, w, bias, y, 0, y_row0, y_rows, H, W, Ci, Co, NULL, NULL, 0);
 }
 
 /* ---- SS2D scan + merge -------------------------------------------------------------------- */

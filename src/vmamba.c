@@ -251,6 +251,9 @@ struct fwd {
     float *xdbl;                     /* (g·L, 4·(R+2N)) of one group of g images */
 };
 
+/* The fused CPU path (see "fused CPU path" below) runs with the CPU backend's own table. */
+static int cpu_fused(const struct backend *be) { return be->ops == &backend_cpu_ops; }
+
 /* Images of L pixels processed together by a block's LN + in_proj + conv and x_proj: whole maps
  * of up to GROUP_PIXELS pixels in all, so the late stages' small maps (L = 49 at 224²) give GEMMs
  * of hundreds of rows instead of one tile per image. A function of the shape only. */
@@ -301,12 +304,19 @@ static enum wv_status stem_forward(struct fwd *f, int H, int W, vmamba_read_rows
             int m0 = 2 * r0 - 1 < 0 ? 0 : 2 * r0 - 1, m1 = 2 * r1 < H1 ? 2 * r1 : H1;
             int i0 = 2 * m0 - 1 < 0 ? 0 : 2 * m0 - 1, i1 = 2 * m1 < H ? 2 * m1 : H;
             if ((st = read(ru, b, i0, i1 - i0, in))) goto out;
+            float *xo = x + ((size_t)b * H0 + r0) * W0 * C0;
+            if (cpu_fused(be)) { /* conv + LN + GELU, conv + LN: two regions */
+                ops_conv3s2_post(1, in, 0, i0, m->pe0_w, m->pe0_b, mid, 0, m0, m1 - m0, H, W, Cin,
+                                 Cm, m->pe2_w, m->pe2_b, 1);
+                ops_conv3s2_post(1, mid, 0, m0, m->pe5_w, m->pe5_b, xo, 0, r0, r1 - r0, H1, W1, Cm,
+                                 C0, m->pe7_w, m->pe7_b, 0);
+                continue;
+            }
             OPS->conv3s2(be, in, i0, i1 - i0, m->pe0_w, m->pe0_b, mid, m0, m1 - m0, H, W, Cin,
                          Cm);
             size_t nmid = (size_t)(m1 - m0) * W1;
             OPS->layernorm(be, mid, m->pe2_w, m->pe2_b, mid, nmid, Cm);
             OPS->gelu(be, mid, mid, nmid * Cm);
-            float *xo = x + ((size_t)b * H0 + r0) * W0 * C0;
             OPS->conv3s2(be, mid, m0, m1 - m0, m->pe5_w, m->pe5_b, xo, r0, r1 - r0, H1, W1, Cm,
                          C0);
             OPS->layernorm(be, xo, m->pe7_w, m->pe7_b, xo, (size_t)(r1 - r0) * W0, C0);
@@ -324,7 +334,6 @@ out:
  * residual, LN2, fc1 + GELU, fc2 + residual) becomes one region over pixel tiles, and LN is done
  * inside the in_proj GEMM's tiles. The op-by-op path below stays for other backends and is the
  * oracle these are tested against (test_vmamba: fused vs op-by-op forward). */
-static int cpu_fused(const struct backend *be) { return be->ops == &backend_cpu_ops; }
 
 /* y (M, N) = LN(x) (M, K) · wᵀ, LN (gamma, beta) done per GEMM tile into thread scratch. */
 static void ln_gemm_cpu(const float *x, const float *gamma, const float *beta, const float *w,
@@ -506,6 +515,11 @@ static void downsample_forward(struct fwd *f, const struct vstage *s, int C2, co
                 OPS->gemm(be, f->band_c, s->ds_w, NULL,
                           xn + ((size_t)b * Ho + r0) * Wo * C2, np, 4 * C, C2, 0);
             }
+        return;
+    }
+    if (cpu_fused(be)) { /* all images' conv + LN in one region */
+        ops_conv3s2_post(f->B, x, (size_t)H * W * C, 0, s->ds_w, s->ds_b, xn, (size_t)Ho * Wo * C2,
+                         0, Ho, H, W, C, C2, s->ds_nw, s->ds_nb, 0);
         return;
     }
     for (int b = 0; b < f->B; b++) {
