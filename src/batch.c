@@ -113,6 +113,8 @@ static const char *item_name(const struct batch_item *it, char *buf, size_t n)
 {
     if (it->path) {
         manifest_escape(it->path, buf, n);
+        size_t k = strlen(buf);
+        if (it->line > 0 && k + 32 < n) snprintf(buf + k, n - k, " (manifest line %d)", it->line);
     } else {
         snprintf(buf, n, "manifest line %d", it->line);
     }
@@ -503,6 +505,7 @@ static void worker_ended(struct runner *r, int k)
     w->item = -1;
     w->ready = 0;
     w->timed_out = 0;
+    w->retiring = 0;
     if (!r->stopping && r->fatal == WV_OK && r->next < r->n_queue) {
         if (batch_worker_spawn(r->o, r->l, worker_device(r, k), w)) {
             r->fatal = error_code();
@@ -531,6 +534,10 @@ static void worker_message(struct runner *r, int k, const struct batch_wmsg *m)
     if (m->item != w->item || m->item < 0) return;
     struct batch_item *it = &r->l->items[m->item];
     w->item = -1;
+    if (m->exiting) {
+        w->retiring = 1;
+        batch_worker_close_input(w);
+    }
     if (m->busy) {
         it->action = ACT_BUSY;
         it->state = ST_TODO;
@@ -567,7 +574,7 @@ static void dispatch(struct runner *r)
             struct batch_worker *w = &r->w[k];
             if (w->pid <= 0) continue;
             alive++;
-            if (!w->ready || w->item >= 0 || w->to_fd < 0) continue;
+            if (!w->ready || w->retiring || w->item >= 0 || w->to_fd < 0) continue;
             if (!r->stopping && r->next < r->n_queue) {
                 int32_t idx = (int32_t)r->queue[r->next++];
                 if (write(w->to_fd, &idx, sizeof idx) == (ssize_t)sizeof idx) {
@@ -726,7 +733,7 @@ static enum wv_status run_abs(const struct batch_options *o, struct batch_summar
     struct hidx *byhash = NULL;
     enum wv_status st;
     int64_t run_id = 0;
-    char dbp[4400];
+    static char dbp[4400]; /* may be returned in *what */
     snprintf(dbp, sizeof dbp, "%s/%s", o->out_dir, RESULTSDB_FILE_NAME);
 
     /* 1. list */

@@ -83,12 +83,15 @@ struct batch_worker {
     double started;       /* util_now() when item was given */
     int device;           /* CUDA ordinal, -1 = options' device */
     int timed_out;
+    int retiring;         /* said it ends after its last result: give it no more work */
 };
 
 enum { WMSG_READY = 1, WMSG_RESULT = 2 };
 /* One message worker → parent; fixed size below PIPE_BUF so a write is atomic. */
 struct batch_wmsg {
     int32_t kind, item, status, busy;
+    int32_t exiting; /* the worker ends after this message (the parent starts a fresh one) */
+    int32_t pad;
     double slide_prob, seconds;
     int64_t n_cells;
     char msg[2000];

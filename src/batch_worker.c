@@ -120,14 +120,26 @@ static int test_fault(const char *slide_id)
             size_t n = strcspn(p, ",");
             if (n == strlen(slide_id) && !strncmp(p, slide_id, n)) {
                 if (k == 0) raise(SIGSEGV);
-                if (k == 1)
-                    for (;;) pause();
-                /* oom: touch memory until an allocation fails (RLIMIT_AS) or the kernel kills us */
+                if (k == 1) /* hang until killed, or stopped as a slide would be */
+                    while (!pipeline_stop_signal()) pause();
+                if (k == 1) return error_set(WV_EINTR, "interrupted (test fault)");
+                /* oom: touch memory until an allocation fails (RLIMIT_AS) or the kernel kills
+                 * us; the blocks are chained through their first bytes and freed, as a real
+                 * failing allocation path would */
+                void *chain = NULL;
                 for (;;) {
-                    char *m = malloc((size_t)64 << 20);
-                    if (!m) return error_set(WV_ENOMEM, "out of memory (test fault)");
+                    void **m = malloc((size_t)64 << 20);
+                    if (!m) break;
                     memset(m, 1, (size_t)64 << 20);
+                    *m = chain;
+                    chain = m;
                 }
+                while (chain) {
+                    void *next = *(void **)chain;
+                    free(chain);
+                    chain = next;
+                }
+                return error_set(WV_ENOMEM, "out of memory (test fault)");
             }
         }
     }
@@ -282,7 +294,10 @@ static void worker_main(const struct batch_options *o, const struct batch_list *
         m.kind = WMSG_RESULT;
         m.item = idx;
         analyze_one(o, p, db, &l->items[idx], &m);
-        if (write_all(out_fd, &m, sizeof m)) break;
+        /* after running out of memory the heap may be fragmented and libraries (GLib, HDF5)
+         * may hold on to what they got: a fresh worker is the safe way on */
+        m.exiting = m.status == WV_ENOMEM;
+        if (write_all(out_fd, &m, sizeof m) || m.exiting) break;
         if (pipeline_stop_signal()) break;
     }
     int sig = pipeline_stop_signal();

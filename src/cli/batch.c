@@ -166,6 +166,8 @@ static int run(int argc, char **argv)
         return cli_fail(what);
     }
     if (s.stop_signal) return 128 + s.stop_signal;
+    /* a dry run "fails" only for what a real run could not fix: input errors, earlier failures */
+    if (o.dry_run) return s.n_failed || s.n_input_errors ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     return s.n_failed || s.n_input_errors || s.n_remaining ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
 
