@@ -251,6 +251,15 @@ struct fwd {
     float *xdbl;                     /* (g·L, 4·(R+2N)) of one group of g images */
 };
 
+/* Output rows per row band of the stem and of LN + in_proj + conv: about BAND_PIXELS pixels, and
+ * at least 16 rows, since each band recomputes in_proj on its two halo rows (1 + 2/16 = 1.125×
+ * the in_proj work at most; with one-row bands of a 10,000² region it would be 3×). */
+static int band_rows(int W)
+{
+    int rb = BAND_PIXELS / (W > 0 ? W : 1);
+    return rb < 16 ? 16 : rb;
+}
+
 /* The fused CPU path (see "fused CPU path" below) runs with the CPU backend's own table. */
 static int cpu_fused(const struct backend *be) { return be->ops == &backend_cpu_ops; }
 
@@ -273,7 +282,7 @@ static enum wv_status stem_forward(struct fwd *f, int H, int W, vmamba_read_rows
     int hs[4], ws[4];
     stage_sizes(m->cfg.family == VMAMBA_V0, H, W, hs, ws);
     const int H0 = hs[0], W0 = ws[0];
-    const int rb = W0 >= BAND_PIXELS ? 1 : BAND_PIXELS / W0;
+    const int rb = band_rows(W0);
     enum wv_status st = WV_OK;
     float *in = NULL, *mid = NULL;
     if (m->cfg.family == VMAMBA_V0) {
@@ -406,7 +415,7 @@ static void block_forward_cpu(struct fwd *f, const struct vstage *s, const struc
 {
     const int C = s->C, Dn = s->Dn, R = s->R, N = f->m->cfg.d_state, P = R + 2 * N;
     const size_t L = (size_t)H * W;
-    const int rb = W >= BAND_PIXELS ? 1 : BAND_PIXELS / W;
+    const int rb = band_rows(W);
     const int g = group_images(f->B, L);
     for (int b0 = 0; b0 < f->B; b0 += g) {
         const int gb = f->B - b0 < g ? f->B - b0 : g;
@@ -439,7 +448,7 @@ static void block_forward(struct fwd *f, const struct vstage *s, const struct vb
     const int C = s->C, Dn = s->Dn, R = s->R, N = f->m->cfg.d_state, P = R + 2 * N;
     const int v0 = f->m->cfg.family == VMAMBA_V0;
     const size_t L = (size_t)H * W;
-    const int rb = W >= BAND_PIXELS ? 1 : BAND_PIXELS / W;
+    const int rb = band_rows(W);
     const int g = group_images(f->B, L);
     for (int b0 = 0; b0 < f->B; b0 += g) {
         const int gb = f->B - b0 < g ? f->B - b0 : g; /* images in this group */
@@ -579,10 +588,14 @@ enum wv_status vmamba_forward(const struct vmamba *m, const struct backend *be, 
             map = (size_t)B * hs[i + 1] * ws[i + 1] * cfg->dims[i + 1];
         size_t gxl = (size_t)group_images(B, L) * L;
         if (gxl * 4 * (s->R + 2 * N) > xdbl) xdbl = gxl * 4 * (s->R + 2 * N);
-        int rb = ws[i] >= BAND_PIXELS ? 1 : BAND_PIXELS / ws[i];
+        int rb = band_rows(ws[i]);
         size_t band_px = (size_t)(rb + 2) * ws[i];
         if (band_px < BAND_PIXELS) band_px = BAND_PIXELS;
-        size_t a = band_px * (s->C > cfg->dims[3] ? s->C : cfg->dims[3]);
+        /* band_a: a row band of LN(x) (op path), a pixel band of the tail (op path) or of the
+         * classifier's LN */
+        size_t a = band_px * s->C;
+        if ((size_t)BAND_PIXELS * cfg->dims[3] > a) a = (size_t)BAND_PIXELS * cfg->dims[3];
+        if ((size_t)BAND_PIXELS * s->C > a) a = (size_t)BAND_PIXELS * s->C;
         size_t bb = band_px * s->Dn;
         size_t cc = (size_t)BAND_PIXELS * (s->hidden > 4 * s->C ? s->hidden : 4 * s->C);
         size_t gl = (size_t)group_images(B, L) * L;

@@ -387,7 +387,7 @@ int main(void)
                                .mlp_hidden = {64, 128, 192, 256}, .conv_bias = 0, .num_classes = 5,
                                .ssm_ratio = 2.0};
     test_model("v2 B=5 37x29 (grouped small maps)", &v2, 5, 37, 29);
-    test_model("v2 B=1 150x70 (row bands)", &v2, 1, 150, 70);
+    test_model("v2 B=1 80x1030 (stage 0 in two row bands)", &v2, 1, 80, 1030);
     struct vmamba_config v0 = {.family = VMAMBA_V0, .dims = {8, 16, 32, 64}, .depths = {1, 1, 2, 1},
                                .d_inner = {16, 32, 64, 128}, .dt_rank = {1, 1, 2, 4}, .d_state = 16,
                                .mlp_hidden = {0, 0, 0, 0}, .conv_bias = 1, .num_classes = 3,
