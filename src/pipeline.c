@@ -188,7 +188,7 @@ enum wv_status pipeline_open(const char *model_path, const struct pipeline_optio
         *what = model_path;
         goto fail;
     }
-    *what = p->out_dir;
+    *what = o->out_dir; /* the caller's string: p is freed on failure */
     if ((st = util_mkdir_p(p->out_dir)) || (st = probe_dir(p->out_dir))) goto fail;
     {
         char dbp[4200];
