@@ -149,10 +149,21 @@ void backend_blas_reexec(char **argv)
     else if (__builtin_cpu_supports("avx2")) want = "Haswell";
     if (!want) return;
     setenv("OPENBLAS_CORETYPE", want, 1);
+    /* Re-executing anyway, so libgomp's settings (read when it loads) can be chosen too: passive
+     * waiting at barriers, unless the user chose a policy. Measured on the shared 2-core dev
+     * machine (load 8–10), 224² batch 8: ratio to sgemm 60–65 % spinning (libgomp default) vs
+     * 77–89 % passive (docs/benchmarks.md). */
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "passive", 1);
     fflush(NULL);
     execv("/proc/self/exe", argv);
     /* exec failed: carry on with the slow kernels (the variable stays set for children) */
 }
+
+#ifdef WV_HAVE_CUDA
+/* cuda/backend_cuda.h (a C++/CUDA header; the two entry points are plain C) */
+enum wv_status backend_cuda_init(struct backend *be, int threads, int device_index);
+void backend_cuda_destroy(struct backend *be);
+#endif
 
 enum wv_status backend_init(struct backend *be, enum wv_device device, int threads,
                             int device_index)
@@ -160,8 +171,7 @@ enum wv_status backend_init(struct backend *be, enum wv_device device, int threa
     memset(be, 0, sizeof *be);
     if (device == WV_DEVICE_CUDA) {
 #ifdef WV_HAVE_CUDA
-        return error_set(WV_EUNSUPPORTED,
-                         "cuda backend: not available yet in this build (use --device cpu)");
+        return backend_cuda_init(be, threads, device_index); /* cuda/backend_cuda.cu */
 #else
         return error_set(WV_EUNSUPPORTED,
                          "cuda backend: not built (this build has no CUDA support; use --device cpu)");
@@ -183,5 +193,11 @@ enum wv_status backend_init(struct backend *be, enum wv_device device, int threa
 
 void backend_destroy(struct backend *be)
 {
+#ifdef WV_HAVE_CUDA
+    if (be && be->device == WV_DEVICE_CUDA) {
+        backend_cuda_destroy(be);
+        return;
+    }
+#endif
     if (be) memset(be, 0, sizeof *be);
 }

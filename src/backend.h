@@ -193,7 +193,9 @@ const char *backend_blas_core(void);
 /* For a program's main() only, first thing, before any thread exists: when OpenBLAS detected
  * Prescott (SSE3) kernels on a CPU with AVX-512 / AVX2 (Debian's OpenBLAS 0.3.21 on virtualised
  * Xeons; ~5× slower sgemm), re-execute the program (/proc/self/exe with argv) once with
- * OPENBLAS_CORETYPE=SkylakeX / Haswell. Does nothing (and returns) when the core is not Prescott,
+ * OPENBLAS_CORETYPE=SkylakeX / Haswell, and OMP_WAIT_POLICY=passive unless OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT is set (threads sleep at barriers instead of spinning: measured better on the
+ * shared dev machine). Does nothing (and returns) when the core is not Prescott,
  * OPENBLAS_CORETYPE or WV_NO_BLAS_REEXEC is set, or the exec fails; prints nothing. Libraries and
  * embedders never need it: backend_init does not exec. */
 void backend_blas_reexec(char **argv);

@@ -4,10 +4,13 @@
  * sgemm GFLOP/s this program measures on the same machine (STYLE.md 2.6: figure, reference,
  * ratio, from one run). Validates first: the 1-thread and all-thread forwards agree bit for bit.
  *
- *   cpu_bench [--threads N] [--batch B] [--reps R] [--big] [--big-size S]
- * prints: sgemm GFLOP/s (representative shapes), img/s at 224² batch B, Mpix/s on a 2048² input,
- * the analytic FLOP breakdown and achieved GFLOP/s; with --big, seconds and peak RSS of one
- * S×S region (default 10,000², takes minutes).
+ *   cpu_bench [--threads N] [--batch B] [--reps R] [--quick] [--big] [--only-big] [--big-size S]
+ * prints: OpenBLAS kernel set, sgemm GFLOP/s (model shapes, re-measured between the forward reps
+ * since the machine is shared), img/s at 224² batch B, the analytic FLOP breakdown, achieved
+ * GFLOP/s and its ratio to sgemm (FLOP = 2 per multiply-add, and the MAC convention beside it),
+ * per-stage wall of the fused CPU path, a per-op × per-stage profile of the op-by-op path (a
+ * timing copy of the op table), the same for a 2048² input with Mpix/s; with --big, seconds and
+ * peak RSS of one S×S region (default 10,000², minutes). --quick: 224² only, no profile.
  */
 #include <omp.h>
 #include <stdint.h>
@@ -200,16 +203,17 @@ int main(int argc, char **argv)
 {
     backend_blas_reexec(argv); /* OpenBLAS Prescott misdetection: see backend.h */
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines appear as they are measured (long runs, logs) */
-    int threads = 0, batch = 8, reps = 5, big = 0, big_size = 10000, only_big = 0;
+    int threads = 0, batch = 8, reps = 5, big = 0, big_size = 10000, only_big = 0, quick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--big")) big = 1;
         else if (!strcmp(argv[i], "--only-big")) big = only_big = 1;
+        else if (!strcmp(argv[i], "--quick")) quick = 1; /* 224² only, no op-by-op profile */
         else if (!strcmp(argv[i], "--big-size") && i + 1 < argc) big = 1, big_size = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: cpu_bench [--threads N] [--batch B] [--reps R] [--big] [--only-big] [--big-size S]\n");
+            fprintf(stderr, "usage: cpu_bench [--threads N] [--batch B] [--reps R] [--quick] [--big] [--only-big] [--big-size S]\n");
             return 2;
         }
     }
@@ -233,8 +237,10 @@ int main(int argc, char **argv)
             }
         fclose(f);
     }
-    printf("cpu_bench: %s, %d threads, fp32, OpenBLAS core %s\n", cpu, be.threads,
-           backend_blas_core());
+    const char *wp = getenv("OMP_WAIT_POLICY"), *sc = getenv("GOMP_SPINCOUNT");
+    printf("cpu_bench: %s, %d threads, fp32, OpenBLAS core %s, OMP_WAIT_POLICY %s%s%s\n", cpu,
+           be.threads, backend_blas_core(), wp ? wp : "(default)", sc ? ", GOMP_SPINCOUNT " : "",
+           sc ? sc : "");
 
     /* reference: sgemm on this machine */
     double g1 = bench_gemm(3136 * 8, 96, 384, reps);
@@ -305,11 +311,11 @@ int main(int argc, char **argv)
                "%.2f img/s\n", tot / batch / 1e9, tot / batch / 2e9, gref,
                0.5 * gref * 1e9 / (tot / batch), 0.5 * gref * 1e9 / (tot / batch / 2), batch / s);
         stage_walls(m, &be, batch, 224, reps, lg);
-        profile(m, &be, batch, 224, lg);
+        if (!quick) profile(m, &be, batch, 224, lg);
         free(x), free(lg);
     }
     /* 2048² */
-    if (!only_big) {
+    if (!only_big && !quick) {
         float *x = rnd((size_t)3 * 2048 * 2048, 5);
         float lg[1000];
         double t[16];
