@@ -416,7 +416,7 @@ static const char *reason_of_death(int status, int timed_out, double timeout, ch
         snprintf(buf, n, "worker crashed: %s (signal %d)", strsignal(WTERMSIG(status)),
                  WTERMSIG(status));
     else if (WIFEXITED(status))
-        snprintf(buf, n, "worker exited with status %d while analyzing the slide",
+        snprintf(buf, n, "worker exited with status %d",
                  WEXITSTATUS(status));
     else
         snprintf(buf, n, "worker ended");
@@ -854,6 +854,7 @@ static enum wv_status run_abs(const struct batch_options *o, struct batch_summar
         print_summary(o, &l, sum, util_now() - t0);
         goto out;
     }
+    if (n_workers > (int)nq) n_workers = nq ? (int)nq : 0; /* no idle workers */
     size_t n_clean = clean_stale(o->out_dir, 0);
     if (!o->quiet) {
         fprintf(stderr,
@@ -885,7 +886,6 @@ static enum wv_status run_abs(const struct batch_options *o, struct batch_summar
             long nc = sysconf(_SC_NPROCESSORS_ONLN);
             wo.pipe.threads = nc > n_workers ? (int)(nc / n_workers) : 1;
         }
-        if (n_workers > (int)nq) n_workers = (int)nq;
         if (!(workers = wv_calloc((size_t)n_workers, sizeof *workers, "workers"))) {
             st = WV_ENOMEM;
             goto out;
