@@ -5,27 +5,32 @@
  *
  * Design (version 1, chunked two-pass, the same scheme as ss2d.cu, where it is explained in full):
  *   pass 1  scan_chunk_kernel1<pass=1>: one thread per (b, ch, chunk) scans its chunk from h = 0
- *           and stores (Π exp(δA), h_local) per state;
- *   carry   scan_carry_kernel1: per (b, ch, n), h_start[c+1] = a[c]·h_start[c] + h_local[c];
+ *           and stores (Σ δA, h_local) per state — the chunk's decay in log space;
+ *   carry   scan_carry_kernel1: per (b, ch, n), in fp64,
+ *           h_start[c+1] = exp(Σ δA)[c]·h_start[c] + h_local[c];
  *   pass 2  scan_chunk_kernel1<pass=2>: re-scans each chunk from its exact carried h_start and
  *           writes y (and h_out from the last chunk).
  * One chunk (L <= chunk) skips pass 1 and the carry: a single sequential pass, bit-for-bit the
- * CPU loop's order. Math per step is the CPU's: h = exp(δA)·h + δ·B·u, y = Σ C·h + D·u.
+ * CPU loop's order. Math per step is the CPU's: h = exp(δA)·h + δ·B·u, y = Σ C·h + D·u, with
+ * exp(δA) from scan_exp (scan.cuh: CUDA's expf is biased near 1, which a slowly decaying
+ * channel accumulates).
  */
 #include "scan.cuh"
 
+#include "arena.h"
 #include "ops_cuda.cuh"
 
 __global__ void scan_carry_kernel1(float *ws, const float *h_in, size_t n_seq, size_t n_chunks)
 {
     GRID_STRIDE_LOOP(j, n_seq)
     {
-        float h = h_in ? h_in[j] : 0.0f;
+        double h = h_in ? (double)h_in[j] : 0.0;
+#pragma unroll 4
         for (size_t c = 0; c < n_chunks; c++) {
             float *p = ws + (c * n_seq + j) * 2;
-            float a = p[0], hl = p[1];
-            p[1] = h;
-            h = a * h + hl;
+            double a = exp((double)p[0]), hl = (double)p[1];
+            p[1] = (float)h;
+            h = fma(a, h, hl);
         }
     }
 }
@@ -45,12 +50,12 @@ __global__ void scan_chunk_kernel1(const float *u, const float *delta, const flo
         size_t t0 = c * chunk, t1 = t0 + chunk < L ? t0 + chunk : L;
         const float *Bg = Bm + ((size_t)b * G + g) * N * L;
         const float *Cg = Cm + ((size_t)b * G + g) * N * L;
-        float h[NMAX], a_prod[NMAX], Ac[NMAX];
+        float h[NMAX], ls[NMAX], lc[NMAX], Ac[NMAX]; /* ls, lc: Σ δA over the chunk (Kahan) */
         size_t n_seq = n_bc * N;
 #pragma unroll
         for (int n = 0; n < NMAX; n++) {
             Ac[n] = n < N ? A[(size_t)ch * N + n] : 0.0f;
-            a_prod[n] = 1.0f;
+            ls[n] = lc[n] = 0.0f;
             h[n] = 0.0f;
             if (PASS == 2 && n < N) {
                 if (ws) h[n] = ws[(c * n_seq + bc * N + n) * 2 + 1];
@@ -65,9 +70,9 @@ __global__ void scan_chunk_kernel1(const float *u, const float *delta, const flo
 #pragma unroll
             for (int n = 0; n < NMAX; n++) {
                 if (n < N) {
-                    float a = expf(dt * Ac[n]);
+                    float x = dt * Ac[n], a = scan_exp(x);
                     h[n] = a * h[n] + dt * Bg[(size_t)n * L + t] * ut;
-                    if (PASS == 1) a_prod[n] *= a;
+                    if (PASS == 1) kahan_add(ls[n], lc[n], x);
                     else acc += Cg[(size_t)n * L + t] * h[n];
                 }
             }
@@ -77,7 +82,7 @@ __global__ void scan_chunk_kernel1(const float *u, const float *delta, const flo
         for (int n = 0; n < NMAX; n++) {
             if (n >= N) continue;
             if (PASS == 1) {
-                ws[(c * n_seq + bc * N + n) * 2 + 0] = a_prod[n];
+                ws[(c * n_seq + bc * N + n) * 2 + 0] = ls[n] - lc[n];
                 ws[(c * n_seq + bc * N + n) * 2 + 1] = h[n];
             } else if (h_out && c == n_chunks - 1) {
                 h_out[bc * N + n] = h[n];
@@ -92,7 +97,7 @@ __global__ void scan_chunk_kernel1(const float *u, const float *delta, const flo
 extern "C" int scan_cuda_default_chunk(size_t L)
 {
     (void)L;
-    return 256;
+    return VC_SCAN_CHUNK_DEFAULT;
 }
 
 extern "C" size_t scan_cuda_ws_bytes(int B, int KD, int N, int L, int chunk)

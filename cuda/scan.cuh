@@ -26,11 +26,34 @@
         }                                                                                    \
     } while (0)
 
+/* Per-step decay exp(x), x = δ·A <= 0, for both passes of the chunked scans. CUDA's expf goes
+ * through ex2.approx, whose error near 1 is ~1e-7 and not symmetric; a slowly decaying channel
+ * (|δA| ~ 1e-3, golden scan_long) keeps ~1000 such factors in its state, so the bias compounds to
+ * 3e-4 on y ~ 10 (measured on an H200). For |x| < 0.4 libdevice's expm1f is a pure FMA polynomial
+ * (no ex2.approx, ~1.7 ulp of expm1), so 1 + expm1f(x) is exp(x) correctly rounded except near
+ * ties — what glibc's expf gives the CPU loop. Beyond 0.4 the decay is fast and expf's error
+ * does not accumulate. */
+__device__ __forceinline__ float scan_exp(float x)
+{
+    return fabsf(x) < 0.4f ? 1.0f + expm1f(x) : expf(x);
+}
+
+/* Kahan-compensated running sum (fp32 pair ~ fp64 accuracy, 4 fp32 adds, no FMA contraction). */
+__device__ __forceinline__ void kahan_add(float &sum, float &comp, float x)
+{
+    float y = x - comp;
+    float t = sum + y;
+    comp = (t - sum) - y;
+    sum = t;
+}
+
 /* Carry pass over chunks for `n_seq` independent (sequence, state) lanes. ws holds, per chunk c
- * and lane j, the pair (a = Π exp(δA) over the chunk, h = chunk-local end state from 0) at
- * ws[(c·n_seq + j)·2 + {0,1}] in "pair" layout. Rewrites the h slot with the state entering
- * chunk c (h_in for c = 0): h_start[c+1] = a[c]·h_start[c] + h[c]. Sequential over chunks per
- * lane; the loads do not depend on the running value, so they pipeline. */
+ * and lane j, the pair (s = Σ δ·A over the chunk, i.e. log of the chunk's decay; h = chunk-local
+ * end state from 0) at ws[(c·n_seq + j)·2 + {0,1}]. Rewrites the h slot with the state entering
+ * chunk c (h_in for c = 0): h_start[c+1] = exp(s[c])·h_start[c] + h[c], in fp64 (a running
+ * product of 256..2048 fp32 exps lost 1e-4 on the golden scan_long; the log-space sum and one
+ * fp64 exp per chunk do not). Sequential over chunks per lane; the loads and the exp do not
+ * depend on the running value, so with the unroll they overlap. */
 __global__ void scan_carry_kernel1(float *ws, const float *h_in, size_t n_seq, size_t n_chunks);
 
 #endif

@@ -13,9 +13,11 @@
  *   `chunk` tokens, and the recurrence h_t = a_t·h_{t-1} + b_t (a linear map per step, so chunks
  *   compose: h_end = (Π a)·h_in + h_local) is solved in three launches:
  *     pass 1  ss2d_chunk_kernel1<1>: per (k, d, chunk) scan the chunk from h = 0; store
- *             (Π exp(δA), h_local) per state;
- *     carry   scan_carry_kernel1 (scan.cu): per (k, d, n), a sequential prefix over chunks turns
- *             those into the exact state entering each chunk;
+ *             (Σ δA, h_local) per state: the chunk's decay in log space (a running product of
+ *             256 fp32 exps drifted by 1e-5 relative, which a slowly decaying channel carries
+ *             over many chunks);
+ *     carry   scan_carry_kernel1 (scan.cu): per (k, d, n), a sequential fp64 prefix over chunks,
+ *             h_start[c+1] = exp(Σ δA)·h_start[c] + h_local, gives the state entering each chunk;
  *     pass 2  ss2d_chunk_kernel1<2>: re-scan each chunk from its entering state and add
  *             ⟨C, h⟩ + D·u into y at the chunk's pixels.
  *   Work per launch is 4·Dn·n_chunks threads (2.3 M at 10k², T stage 0); the workspace is
@@ -26,9 +28,11 @@
  *   (the CPU's order); the first overwrites y, the others add. Chunks of one direction cover
  *   disjoint pixels, so there are no races.
  * - 64-bit positions and offsets (L·Dn exceeds 2^32 for s2 models at 8192²).
- * - Differences to the CPU come only from the carry reassociation at chunk boundaries (and FMA
- *   contraction): ~1e-6 relative. One chunk (L <= chunk) reproduces the CPU loop's order.
+ * - Per-step decay from scan_exp (scan.cuh), not expf: CUDA's expf is biased near 1.
+ * - Differences to the CPU come only from the carry at chunk boundaries (and FMA contraction):
+ *   ~1e-6 relative. One chunk (L <= chunk) reproduces the CPU loop's order.
  */
+#include "arena.h"
 #include "ops_cuda.cuh"
 #include "scan.cuh"
 
@@ -56,11 +60,11 @@ ss2d_chunk_kernel1(const float *u, const float *xdbl, const float *dt_w, const f
     __syncthreads();
     if (d >= Dn) return;
     const size_t n_seq = (size_t)SS2D_K * N * Dn; /* lanes of the carry: (k, n, d) */
-    float h[NMAX], a_prod[NMAX], Ac[NMAX];
+    float h[NMAX], ls[NMAX], lc[NMAX], Ac[NMAX]; /* ls, lc: Σ δA over the chunk (Kahan) */
 #pragma unroll
     for (int n = 0; n < NMAX; n++) {
         Ac[n] = n < N ? A[((size_t)k * Dn + d) * N + n] : 0.0f;
-        a_prod[n] = 1.0f;
+        ls[n] = lc[n] = 0.0f;
         h[n] = 0.0f;
         if (PASS == 2 && ws && n < N) h[n] = ws[(c * n_seq + ((size_t)k * N + n) * Dn + d) * 2 + 1];
     }
@@ -82,9 +86,9 @@ ss2d_chunk_kernel1(const float *u, const float *xdbl, const float *dt_w, const f
 #pragma unroll
         for (int n = 0; n < NMAX; n++) {
             if (n < N) {
-                float a = expf(dt * Ac[n]);
+                float x = dt * Ac[n], a = scan_exp(x);
                 h[n] = a * h[n] + dt * xd[R + n] * up;
-                if (PASS == 1) a_prod[n] *= a;
+                if (PASS == 1) kahan_add(ls[n], lc[n], x);
                 else acc += xd[R + N + n] * h[n];
             }
         }
@@ -99,7 +103,7 @@ ss2d_chunk_kernel1(const float *u, const float *xdbl, const float *dt_w, const f
         for (int n = 0; n < NMAX; n++) {
             if (n >= N) continue;
             float *q = ws + (c * n_seq + ((size_t)k * N + n) * Dn + d) * 2;
-            q[0] = a_prod[n];
+            q[0] = ls[n] - lc[n];
             q[1] = h[n];
         }
     }
@@ -107,9 +111,8 @@ ss2d_chunk_kernel1(const float *u, const float *xdbl, const float *dt_w, const f
 
 extern "C" size_t ss2d_cuda_ws_bytes(int H, int W, int Dn, int N, int chunk)
 {
-    size_t L = (size_t)H * W, n_chunks = chunk > 0 ? (L + chunk - 1) / chunk : 1;
-    if (n_chunks <= 1) return 0;
-    return n_chunks * SS2D_K * (size_t)N * Dn * 2 * sizeof(float);
+    static_assert(SS2D_K == 4, "vc_ss2d_ws_bytes assumes 4 directions");
+    return vc_ss2d_ws_bytes(H, W, Dn, N, chunk);
 }
 
 extern "C" enum wv_status ss2d_scan_merge_cuda_ex(const float *u, const float *xdbl,

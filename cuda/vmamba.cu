@@ -22,14 +22,11 @@
 
 #include <vector>
 
+#include "arena.h"
 #include "ops_cuda.cuh"
 #include "pool.h"
 
-/* Default pixels per band: 1 Mi pixels × (4C = 384 hidden) × 4 B = 1.5 GiB of MLP scratch for
- * VMamba-T stage 0 — large enough that every GEMM fills an H100, small next to the full maps. */
-#define VC_BAND_DEFAULT ((size_t)1 << 20)
-/* Smallest band the OOM retry goes down to (then the full-size maps are what does not fit). */
-#define VC_BAND_MIN ((size_t)1 << 14)
+/* Band sizes: VC_BAND_DEFAULT / VC_BAND_MIN in cuda/arena.h. */
 
 #define T(expr)                                                                              \
     do {                                                                                     \
@@ -317,79 +314,39 @@ extern "C" const struct vmamba_config *vmamba_cuda_config(const struct vmamba_cu
 }
 extern "C" int vmamba_cuda_in_chans(const struct vmamba_cuda *m) { return m->in_chans; }
 
-/* ---- sizes -------------------------------------------------------------------------------- */
+/* ---- sizes (cuda/arena.c: the one place that sizes and carves the arena) ------------------- */
 
-static void stage_sizes(int v0, int H, int W, int *hs, int *ws)
-{
-    if (v0) hs[0] = H / 4, ws[0] = W / 4;
-    else hs[0] = ((H + 1) / 2 + 1) / 2, ws[0] = ((W + 1) / 2 + 1) / 2;
-    for (int i = 1; i < VMAMBA_STAGES; i++) hs[i] = (hs[i - 1] + 1) / 2, ws[i] = (ws[i - 1] + 1) / 2;
-}
+static void stage_sizes(int v0, int H, int W, int *hs, int *ws) { vc_stage_sizes(v0, H, W, hs, ws); }
 
-static int rows_per_band(size_t band, int W) { return (size_t)W >= band ? 1 : (int)(band / W); }
-static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
-
-/* Buffers of one forward, in elements (band_a and band_d in the storage dtype). */
-struct layout {
-    size_t map, xdbl, band_a, band_b, band_c, band_d, in, mid, ws_bytes, feat;
-    int chunk;
-};
-
-static layout plan(const struct vmamba_cuda *m, int B, int H, int W, size_t bp)
+static struct vc_model arena_model(const struct vmamba_cuda *m)
 {
     const struct vmamba_config *cfg = &m->cfg;
-    const int v0 = cfg->family == VMAMBA_V0, N = cfg->d_state;
-    int hs[4], ws[4];
-    stage_sizes(v0, H, W, hs, ws);
-    layout l = {};
-    l.chunk = m->opt.scan_chunk > 0 ? m->opt.scan_chunk : scan_cuda_default_chunk((size_t)hs[0] * ws[0]);
+    struct vc_model a = {};
+    a.v0 = cfg->family == VMAMBA_V0;
+    a.d_state = cfg->d_state;
+    a.in_chans = m->in_chans;
+    a.stem_mid = m->stem_mid;
+    a.num_classes = cfg->num_classes;
     for (int i = 0; i < VMAMBA_STAGES; i++) {
-        const gstage &s = m->st[i];
-        size_t L = (size_t)hs[i] * ws[i];
-        l.map = zmax(l.map, (size_t)B * L * zmax(s.C, s.Dn));
-        if (i < 3) l.map = zmax(l.map, (size_t)B * hs[i + 1] * ws[i + 1] * cfg->dims[i + 1]);
-        l.xdbl = zmax(l.xdbl, L * 4 * (s.R + 2 * N));
-        size_t halo_px = (size_t)(rows_per_band(bp, ws[i]) + 2) * ws[i];
-        l.band_a = zmax(l.band_a, halo_px * s.C);
-        l.band_b = zmax(l.band_b, halo_px * s.Dn);
-        l.band_a = zmax(l.band_a, bp * zmax(s.C, s.Dn));
-        l.band_b = zmax(l.band_b, bp * s.Dn);
-        l.band_c = zmax(l.band_c, bp * s.hidden);
-        if (m->opt.dtype != WV_DTYPE_F32) l.band_d = zmax(l.band_d, bp * s.hidden);
-        if (v0 && i < 3) {
-            int Wo = (ws[i] + 1) / 2;
-            size_t px = (size_t)rows_per_band(bp, Wo) * Wo;
-            l.band_a = zmax(l.band_a, px * 4 * s.C);
-            l.band_c = zmax(l.band_c, px * 4 * s.C);
-        }
-        l.ws_bytes = zmax(l.ws_bytes, ss2d_cuda_ws_bytes(hs[i], ws[i], s.Dn, N, l.chunk));
+        a.dims[i] = cfg->dims[i];
+        a.d_inner[i] = cfg->d_inner[i];
+        a.dt_rank[i] = cfg->dt_rank[i];
+        a.hidden[i] = cfg->mlp_hidden[i] > 0 ? cfg->mlp_hidden[i] : 0;
     }
-    int rb0 = rows_per_band(bp / 4 ? bp / 4 : 1, ws[0]);
-    if (v0) {
-        l.in = (size_t)4 * rb0 * W * m->in_chans;
-    } else {
-        int W1 = (W + 1) / 2;
-        l.in = (size_t)(4 * rb0 + 4) * W * m->in_chans;
-        l.mid = (size_t)(2 * rb0 + 1) * W1 * m->stem_mid;
-    }
-    l.feat = (size_t)B * cfg->dims[3] + (size_t)B * (cfg->num_classes > 0 ? cfg->num_classes : 0);
-    return l;
-}
-
-static size_t layout_bytes(const layout &l, enum wv_dtype dt)
-{
-    size_t es = dtype_size(dt);
-    return 3 * cuda_pool_round(l.map * 4) + cuda_pool_round(l.xdbl * 4) +
-           cuda_pool_round(l.band_a * es) + cuda_pool_round(l.band_b * 4) +
-           cuda_pool_round(l.band_c * 4) + cuda_pool_round(l.band_d * es) +
-           cuda_pool_round(l.in * 4) + cuda_pool_round(l.mid * 4) + cuda_pool_round(l.ws_bytes) +
-           cuda_pool_round(l.feat * 4);
+    a.dtype = m->opt.dtype;
+    a.scan_chunk = m->opt.scan_chunk;
+    return a;
 }
 
 extern "C" size_t vmamba_cuda_arena_bytes(const struct vmamba_cuda *m, int B, int H, int W,
                                           size_t band_pixels)
 {
-    return layout_bytes(plan(m, B, H, W, band_pixels ? band_pixels : VC_BAND_DEFAULT), m->opt.dtype);
+    struct vc_model am = arena_model(m);
+    struct vc_layout l;
+    struct vc_carving c;
+    vc_plan(&am, B, H, W, band_pixels, &l);
+    vc_carve(&l, &c);
+    return c.total;
 }
 
 /* ---- forward ------------------------------------------------------------------------------ */
@@ -399,10 +356,25 @@ struct gfwd {
     cudaStream_t s;
     enum wv_dtype dt;
     int tf32, B, chunk;
-    size_t bp; /* band pixels */
+    size_t bp; /* band pixels of the stage being run (layout band[i]) */
     float *map[3], *xdbl, *band_b, *band_c, *in, *mid, *feat;
     void *band_a, *band_d, *ws;
+    struct vc_layout l; /* capacities (elements) of every buffer, bands, stem rows */
 };
+
+/* Host-side guard before a kernel writes `n` elements of buffer `b`: the layout (cuda/arena.c)
+ * must cover every band the loops below form; if it ever does not, fail with the buffer's name
+ * instead of writing past it. */
+static enum wv_status sizing_error(int b, size_t need, size_t have)
+{
+    return error_set(WV_ECUDA, "cuda forward: arena sizing error: %s needs %zu elements, has %zu",
+                     vc_buf_name((enum vc_buf)b), need, have);
+}
+#define FITS(f, b, n)                                                                        \
+    do {                                                                                     \
+        size_t fits_n_ = (size_t)(n);                                                        \
+        if (fits_n_ > (f).l.elems[b]) return sizing_error(b, fits_n_, (f).l.elems[b]);      \
+    } while (0)
 
 static enum wv_status gemm(gfwd &f, const void *x, const void *w, const float *bias, float *y,
                            size_t M, int K, int Nout, int acc)
@@ -452,12 +424,13 @@ static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn re
     int hs[4], ws[4];
     stage_sizes(m->cfg.family == VMAMBA_V0, H, W, hs, ws);
     const int H0 = hs[0], W0 = ws[0];
-    const int rb = rows_per_band(f.bp / 4 ? f.bp / 4 : 1, W0);
+    const int rb = f.l.stem_rows;
+    T(ensure_pinned(m, f.l.elems[VC_IN] * sizeof(float)));
     if (m->cfg.family == VMAMBA_V0) {
-        T(ensure_pinned(m, (size_t)4 * rb * W * Cin * sizeof(float)));
         for (int b = 0; b < f.B; b++)
             for (int r0 = 0; r0 < H0; r0 += rb) {
                 int r1 = r0 + rb < H0 ? r0 + rb : H0;
+                FITS(f, VC_IN, (size_t)4 * (r1 - r0) * W * Cin);
                 T(read_rows(f, read, ru, b, 4 * r0, 4 * (r1 - r0), W, f.in));
                 float *xo = x + ((size_t)b * H0 + r0) * W0 * C0;
                 T(patch_embed4_cuda_st(f.in, 4 * r0, 4 * (r1 - r0), m->pe0_w, m->pe0_b, xo, r0,
@@ -468,12 +441,13 @@ static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn re
         return WV_OK;
     }
     const int H1 = (H + 1) / 2, W1 = (W + 1) / 2, Cm = m->stem_mid;
-    T(ensure_pinned(m, (size_t)(4 * rb + 4) * W * Cin * sizeof(float)));
     for (int b = 0; b < f.B; b++)
         for (int r0 = 0; r0 < H0; r0 += rb) {
             int r1 = r0 + rb < H0 ? r0 + rb : H0;
             int m0 = 2 * r0 - 1 < 0 ? 0 : 2 * r0 - 1, m1 = 2 * r1 < H1 ? 2 * r1 : H1;
             int i0 = 2 * m0 - 1 < 0 ? 0 : 2 * m0 - 1, i1 = 2 * m1 < H ? 2 * m1 : H;
+            FITS(f, VC_IN, (size_t)(i1 - i0) * W * Cin);
+            FITS(f, VC_MID, (size_t)(m1 - m0) * W1 * Cm);
             T(read_rows(f, read, ru, b, i0, i1 - i0, W, f.in));
             T(conv3s2_cuda_st(f.in, i0, i1 - i0, m->pe0_w, m->pe0_b, f.mid, m0, m1 - m0, H, W,
                               Cin, Cm, f.s));
@@ -496,7 +470,9 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
     const int C = s.C, Dn = s.Dn, R = s.R, N = f.m->cfg.d_state, P = R + 2 * N;
     const int v0 = f.m->cfg.family == VMAMBA_V0;
     const size_t L = (size_t)H * W;
-    const int rb = rows_per_band(f.bp, W);
+    const int rb = vc_rows_per_band(f.bp, W);
+    FITS(f, VC_XDBL, L * 4 * P);
+    if (L > (size_t)f.chunk) FITS(f, VC_WS, vc_ss2d_ws_bytes(H, W, Dn, N, f.chunk));
     for (int b = 0; b < f.B; b++) {
         float *xb = x + (size_t)b * L * C, *ub = u + (size_t)b * L * Dn, *yb = y + (size_t)b * L * Dn;
         /* u = SiLU(dwconv(in_proj(LN(x)))) in row bands with a one-row halo */
@@ -504,6 +480,8 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
             int r1 = r0 + rb < H ? r0 + rb : H;
             int t0 = r0 > 0 ? r0 - 1 : 0, t1 = r1 < H ? r1 + 1 : H;
             size_t nt = (size_t)(t1 - t0) * W;
+            FITS(f, VC_BAND_A, nt * C);
+            FITS(f, VC_BAND_B, nt * Dn);
             T(layernorm_cuda_dt(xb + (size_t)t0 * W * C, bk.norm_w, bk.norm_b, f.band_a, f.dt, nt,
                                 C, f.s));
             T(gemm(f, f.band_a, bk.in_proj, NULL, f.band_b, nt, C, Dn, 0));
@@ -515,6 +493,7 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
             size_t np = L - p0 < f.bp ? L - p0 : f.bp;
             const void *src = ub + p0 * Dn;
             if (f.dt != WV_DTYPE_F32) {
+                FITS(f, VC_BAND_A, np * Dn);
                 T(convert_f32_cuda(ub + p0 * Dn, f.band_a, f.dt, np * Dn, f.s));
                 src = f.band_a;
             }
@@ -528,6 +507,12 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
     for (size_t p0 = 0; p0 < M; p0 += f.bp) {
         size_t np = M - p0 < f.bp ? M - p0 : f.bp;
         float *xp = x + p0 * C, *yp = y + p0 * Dn;
+        FITS(f, VC_BAND_A, np * (C > Dn ? C : Dn));
+        if (v0) FITS(f, VC_BAND_B, np * Dn);
+        if (s.hidden > 0) {
+            FITS(f, VC_BAND_C, np * s.hidden);
+            if (f.dt != WV_DTYPE_F32) FITS(f, VC_BAND_D, np * s.hidden);
+        }
         if (v0) {
             T(layernorm_cuda_dt(yp, bk.on_w, bk.on_b, yp, WV_DTYPE_F32, np, Dn, f.s));
             T(layernorm_cuda_dt(xp, bk.norm_w, bk.norm_b, f.band_a, f.dt, np, C, f.s));
@@ -554,12 +539,14 @@ static enum wv_status downsample_forward(gfwd &f, const gstage &s, int C2, const
 {
     const int C = s.C, Ho = (H + 1) / 2, Wo = (W + 1) / 2;
     if (f.m->cfg.family == VMAMBA_V0) {
-        const int rb = rows_per_band(f.bp, Wo);
+        const int rb = vc_rows_per_band(f.bp, Wo);
         for (int b = 0; b < f.B; b++)
             for (int r0 = 0; r0 < Ho; r0 += rb) {
                 int r1 = r0 + rb < Ho ? r0 + rb : Ho;
                 int i0 = 2 * r0, i1 = 2 * r1 < H ? 2 * r1 : H;
                 size_t np = (size_t)(r1 - r0) * Wo;
+                FITS(f, VC_BAND_C, np * 4 * C);
+                FITS(f, VC_BAND_A, np * 4 * C);
                 T(patch_merge_cuda_st(x + ((size_t)b * H + i0) * W * C, i0, i1 - i0, f.band_c, r0,
                                       r1 - r0, H, W, C, f.s));
                 T(layernorm_cuda_dt(f.band_c, s.ds_nw, s.ds_nb, f.band_a, f.dt, np, 4 * C, f.s));
@@ -617,6 +604,10 @@ static enum wv_status forward(gfwd &f, int H, int W, vmamba_read_rows_fn read, v
     for (int i = 0; i < VMAMBA_STAGES; i++) {
         const gstage &s = m->st[i];
         float *x = f.map[ix], *u = f.map[(ix + 1) % 3], *y = f.map[(ix + 2) % 3];
+        f.bp = f.l.band[i];
+        FITS(f, VC_MAP0, (size_t)f.B * hs[i] * ws[i] * (s.C > s.Dn ? s.C : s.Dn));
+        if (i < VMAMBA_STAGES - 1)
+            FITS(f, VC_MAP0, (size_t)f.B * hs[i + 1] * ws[i + 1] * cfg->dims[i + 1]);
         for (int j = 0; j < s.depth; j++) T(block_forward(f, s, s.blocks[j], x, u, y, hs[i], ws[i]));
         char name[32];
         snprintf(name, sizeof name, "stage%d_blocks", i);
@@ -655,51 +646,68 @@ extern "C" enum wv_status vmamba_cuda_forward(struct vmamba_cuda *m, int B, int 
     if (B < 1 || H < 1 || W < 1 || (v0 && (H < 4 || W < 4)))
         return error_set(WV_EINVAL, "cuda forward: input %d×%d×%d too small%s", B, H, W,
                          v0 ? " (v0 needs at least 4×4)" : "");
+    /* outputs are defined even when the forward fails (zeros, never stale memory) */
+    if (logits && m->cfg.num_classes > 0)
+        memset(logits, 0, (size_t)B * m->cfg.num_classes * sizeof(float));
+    if (features) {
+        int hs[4], ws[4];
+        stage_sizes(v0, H, W, hs, ws);
+        memset(features, 0, (size_t)B * hs[3] * ws[3] * m->cfg.dims[3] * sizeof(float));
+    }
     CUDA_TRY("model", cudaSetDevice(m->opt.device));
-    /* Arena: try the configured band, halve it on out-of-memory down to VC_BAND_MIN. */
+    /* Arena (cuda/arena.c sizes and carves it in one function): try the configured band, halve
+     * it on out-of-memory down to VC_BAND_MIN. */
+    const struct vc_model am = arena_model(m);
     size_t bp = m->opt.band_pixels ? m->opt.band_pixels : VC_BAND_DEFAULT;
-    layout l;
+    struct vc_layout l;
+    struct vc_carving c;
     for (;;) {
-        l = plan(m, B, H, W, bp);
-        size_t bytes = layout_bytes(l, m->opt.dtype);
-        enum wv_status st = cuda_pool_reserve(&m->pool, bytes);
+        vc_plan(&am, B, H, W, bp, &l);
+        vc_carve(&l, &c);
+        enum wv_status st = cuda_pool_reserve(&m->pool, c.total);
         if (st == WV_OK) {
             if (m->opt.verbose)
-                fprintf(stderr, "cuda forward %d×%d×%d: arena %.2f GiB (band %zu pixels, maps 3 × %.2f GiB)\n",
-                        B, H, W, bytes / 1073741824.0, bp, l.map * 4 / 1073741824.0);
+                fprintf(stderr, "cuda forward %d×%d×%d: arena %.2f GiB (band %zu pixels, maps 3 × %.2f GiB, "
+                        "x_proj %.2f GiB, bands %.2f GiB)\n",
+                        B, H, W, c.total / 1073741824.0, bp, c.bytes[VC_MAP0] / 1073741824.0,
+                        c.bytes[VC_XDBL] / 1073741824.0,
+                        (c.bytes[VC_BAND_A] + c.bytes[VC_BAND_B] + c.bytes[VC_BAND_C] + c.bytes[VC_BAND_D]) /
+                            1073741824.0);
             break;
         }
         if (st != WV_ENOMEM || bp / 2 < VC_BAND_MIN) {
             error_prefix("cuda forward %d×%d×%d (%s, band %zu pixels; maps alone need %.2f GiB)",
-                         B, H, W, wv_dtype_name(m->opt.dtype), bp, 3.0 * l.map * 4 / 1073741824.0);
+                         B, H, W, wv_dtype_name(m->opt.dtype), bp, 3.0 * c.bytes[VC_MAP0] / 1073741824.0);
             return st;
         }
         error_clear();
         bp /= 2;
     }
+    if (m->pool.cap < c.total) /* cannot happen: reserve gives at least c.total */
+        return error_set(WV_ECUDA, "cuda forward: arena sizing error (%zu of %zu bytes)", c.total,
+                         m->pool.cap);
+    m->pool.used = c.total;
     gfwd f = {};
     f.m = m;
     f.s = m->stream;
     f.dt = m->opt.dtype;
     f.tf32 = m->opt.tf32;
     f.B = B;
-    f.bp = bp;
+    f.l = l;
+    f.bp = l.band[0];
     f.chunk = l.chunk;
-    struct cuda_pool *p = &m->pool;
-    size_t es = dtype_size(f.dt);
-    for (int k = 0; k < 3; k++) f.map[k] = (float *)cuda_pool_take(p, l.map * 4);
-    f.xdbl = (float *)cuda_pool_take(p, l.xdbl * 4);
-    f.band_a = cuda_pool_take(p, l.band_a * es);
-    f.band_b = (float *)cuda_pool_take(p, l.band_b * 4);
-    f.band_c = (float *)cuda_pool_take(p, l.band_c * 4);
-    f.band_d = cuda_pool_take(p, l.band_d * es);
-    f.in = (float *)cuda_pool_take(p, l.in * 4);
-    f.mid = (float *)cuda_pool_take(p, l.mid * 4);
-    f.ws = cuda_pool_take(p, l.ws_bytes);
-    f.feat = (float *)cuda_pool_take(p, l.feat * 4);
-    if (!f.feat) /* cannot happen: the arena was sized from the same layout */
-        return error_set(WV_ECUDA, "cuda forward: arena sizing error (%zu of %zu bytes used)",
-                         p->used, p->cap);
+    void *ptr[VC_NBUF];
+    for (int b = 0; b < VC_NBUF; b++) ptr[b] = c.bytes[b] ? (void *)(m->pool.base + c.off[b]) : NULL;
+    for (int k = 0; k < 3; k++) f.map[k] = (float *)ptr[VC_MAP0 + k];
+    f.xdbl = (float *)ptr[VC_XDBL];
+    f.band_a = ptr[VC_BAND_A];
+    f.band_b = (float *)ptr[VC_BAND_B];
+    f.band_c = (float *)ptr[VC_BAND_C];
+    f.band_d = ptr[VC_BAND_D];
+    f.in = (float *)ptr[VC_IN];
+    f.mid = (float *)ptr[VC_MID];
+    f.ws = ptr[VC_WS];
+    f.feat = (float *)ptr[VC_FEAT];
     enum wv_status st = forward(f, H, W, read, read_user, on_stage, stage_user, logits, features);
     if (st) {
         /* leave the stream idle before returning, so the caller may free inputs */

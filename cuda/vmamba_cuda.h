@@ -33,7 +33,7 @@ struct vmamba_cuda_options {
     int device;          /* CUDA ordinal */
     enum wv_dtype dtype; /* GEMM operand / weight storage; accumulation and scan always fp32 */
     int tf32;            /* allow TF32 tensor cores for f32 GEMMs (default 0: exact fp32) */
-    size_t band_pixels;  /* pixels per band for per-pixel work; 0 = default (1 Mi pixels) */
+    size_t band_pixels;  /* stage-0 pixels per band (deeper stages: same bytes); 0 = 1 Mi */
     int scan_chunk;      /* tokens per scan chunk; 0 = default */
     int verbose;         /* print arena sizes on stderr */
 };

@@ -1,0 +1,120 @@
+/* arena.c — sizing and carving of the GPU forward's arena; see arena.h. Plain C, no CUDA. */
+#include "arena.h"
+
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
+
+const char *vc_buf_name(enum vc_buf b)
+{
+    static const char *names[VC_NBUF] = {"map0",   "map1",   "map2", "xdbl", "band_a", "band_b",
+                                         "band_c", "band_d", "in",   "mid",  "ws",     "feat"};
+    return (unsigned)b < VC_NBUF ? names[b] : "?";
+}
+
+void vc_stage_sizes(int v0, int H, int W, int hs[VC_STAGES], int ws[VC_STAGES])
+{
+    if (v0) hs[0] = H / 4, ws[0] = W / 4;
+    else hs[0] = ((H + 1) / 2 + 1) / 2, ws[0] = ((W + 1) / 2 + 1) / 2;
+    for (int i = 1; i < VC_STAGES; i++) hs[i] = (hs[i - 1] + 1) / 2, ws[i] = (ws[i - 1] + 1) / 2;
+}
+
+int vc_rows_per_band(size_t band, int W)
+{
+    if (W < 1) return 1;
+    size_t r = band / (size_t)W;
+    if (r < 1) return 1;
+    return r > 0x7fffffff ? 0x7fffffff : (int)r;
+}
+
+size_t vc_ss2d_ws_bytes(int H, int W, int Dn, int N, int chunk)
+{
+    size_t L = (size_t)H * W, n_chunks = chunk > 0 ? (L + chunk - 1) / chunk : 1;
+    if (n_chunks <= 1) return 0;
+    return n_chunks * 4 /* directions */ * (size_t)N * Dn * 2 * sizeof(float);
+}
+
+/* Widest per-pixel row (channels) any band of stage i holds. */
+static size_t stage_width(const struct vc_model *m, int i)
+{
+    size_t w = zmax((size_t)m->dims[i], (size_t)m->d_inner[i]);
+    w = zmax(w, (size_t)m->hidden[i]);
+    if (m->v0 && i < VC_STAGES - 1) w = zmax(w, (size_t)4 * m->dims[i]);
+    return w ? w : 1;
+}
+
+void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
+             struct vc_layout *l)
+{
+    const size_t bp0 = zmin(band_pixels ? band_pixels : VC_BAND_DEFAULT, (size_t)1 << 40);
+    const size_t es = m->dtype == WV_DTYPE_F32 ? 4 : 2;
+    const int N = m->d_state;
+    int hs[VC_STAGES], ws[VC_STAGES];
+    vc_stage_sizes(m->v0, H, W, hs, ws);
+    for (int b = 0; b < VC_NBUF; b++) l->elems[b] = 0, l->elem_size[b] = 4;
+    l->elem_size[VC_BAND_A] = l->elem_size[VC_BAND_D] = es;
+    l->elem_size[VC_WS] = 1;
+    l->chunk = m->scan_chunk > 0 ? m->scan_chunk : VC_SCAN_CHUNK_DEFAULT;
+    size_t *e = l->elems;
+    const size_t w0 = stage_width(m, 0);
+    for (int i = 0; i < VC_STAGES; i++) {
+        const size_t C = m->dims[i], Dn = m->d_inner[i], Hd = m->hidden[i];
+        const size_t P = (size_t)m->dt_rank[i] + 2 * (size_t)N;
+        const size_t L = (size_t)hs[i] * ws[i], BL = (size_t)B * L;
+        /* same bytes per band at every stage: fewer pixels where rows are wider */
+        size_t bp = bp0 * w0 / stage_width(m, i);
+        if (bp < 1) bp = 1;
+        bp = zmin(bp, BL);
+        l->band[i] = bp;
+        /* maps: this stage's widest map and the next stage's input */
+        e[VC_MAP0] = zmax(e[VC_MAP0], BL * zmax(C, Dn));
+        if (i < VC_STAGES - 1)
+            e[VC_MAP0] = zmax(e[VC_MAP0], (size_t)B * hs[i + 1] * ws[i + 1] * m->dims[i + 1]);
+        e[VC_XDBL] = zmax(e[VC_XDBL], L * 4 * P);
+        /* block, part 1 (per image): LN + in_proj over row bands with a one-row halo */
+        size_t halo = zmin((size_t)vc_rows_per_band(bp, ws[i]) + 2, (size_t)hs[i]) * ws[i];
+        e[VC_BAND_A] = zmax(e[VC_BAND_A], halo * C);
+        e[VC_BAND_B] = zmax(e[VC_BAND_B], halo * Dn);
+        /* x_proj input converted per pixel band of one image */
+        e[VC_BAND_A] = zmax(e[VC_BAND_A], zmin(bp, L) * Dn);
+        /* block tail over all images' pixels */
+        e[VC_BAND_A] = zmax(e[VC_BAND_A], bp * zmax(C, Dn));
+        if (m->v0) e[VC_BAND_B] = zmax(e[VC_BAND_B], bp * Dn);
+        e[VC_BAND_C] = zmax(e[VC_BAND_C], bp * Hd);
+        if (m->dtype != WV_DTYPE_F32) e[VC_BAND_D] = zmax(e[VC_BAND_D], bp * Hd);
+        /* v0 PatchMerging: 4C-wide rows of the next stage's size */
+        if (m->v0 && i < VC_STAGES - 1) {
+            int Ho = (hs[i] + 1) / 2, Wo = (ws[i] + 1) / 2;
+            size_t px = zmin((size_t)vc_rows_per_band(bp, Wo), (size_t)Ho) * Wo;
+            e[VC_BAND_A] = zmax(e[VC_BAND_A], px * 4 * C);
+            e[VC_BAND_C] = zmax(e[VC_BAND_C], px * 4 * C);
+        }
+        e[VC_WS] = zmax(e[VC_WS], vc_ss2d_ws_bytes(hs[i], ws[i], (int)Dn, N, l->chunk));
+    }
+    /* stem: stage-0 rows per band from a quarter of the stage-0 band (its input is 16× larger) */
+    int rb = vc_rows_per_band(bp0 / 4 ? bp0 / 4 : 1, ws[0]);
+    if (rb > hs[0]) rb = hs[0] > 0 ? hs[0] : 1;
+    l->stem_rows = rb;
+    if (m->v0) {
+        e[VC_IN] = zmin((size_t)4 * rb, (size_t)H) * W * m->in_chans;
+    } else {
+        int H1 = (H + 1) / 2, W1 = (W + 1) / 2;
+        e[VC_IN] = zmin((size_t)4 * rb + 4, (size_t)H) * W * m->in_chans;
+        e[VC_MID] = zmin((size_t)2 * rb + 1, (size_t)H1) * W1 * m->stem_mid;
+    }
+    e[VC_FEAT] = (size_t)B * m->dims[3] + (size_t)B * (m->num_classes > 0 ? m->num_classes : 0);
+    e[VC_MAP1] = e[VC_MAP2] = e[VC_MAP0];
+}
+
+void vc_carve(const struct vc_layout *l, struct vc_carving *c)
+{
+    size_t off = 0;
+    for (int b = 0; b < VC_NBUF; b++) {
+        size_t bytes = l->elems[b] * l->elem_size[b];
+        off = (off + VC_ALIGN - 1) / VC_ALIGN * VC_ALIGN;
+        c->off[b] = off;
+        c->bytes[b] = bytes;
+        off += bytes;
+    }
+    c->total = (off + VC_ALIGN - 1) / VC_ALIGN * VC_ALIGN;
+    if (c->total == 0) c->total = VC_ALIGN;
+}

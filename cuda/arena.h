@@ -1,0 +1,96 @@
+/*
+ * arena.h — sizing and carving of the GPU forward's activation arena (cuda/vmamba.cu), in plain C
+ * with no CUDA dependency so that tests/gpu/test_gpu_arena.c checks it on any machine.
+ *
+ * One function decides both the arena's size and where every buffer lies: vc_carve() walks the
+ * buffer list once, aligning each start to VC_ALIGN, and returns the offsets and the total. The
+ * forward reserves exactly `total` bytes and points each buffer at base + off, so the size and
+ * the carving cannot disagree (they once did: the size ignored that a zero-byte request still
+ * took 256 bytes, and forwards failed with "arena sizing error").
+ *
+ * vc_plan() gives each buffer's capacity from the configuration, B, H, W and the band: three
+ * full maps (x, u, merged y), the x_proj output of one image, band scratch, the stem's input
+ * and middle rows, the scan workspace and the head's outputs. Bands are per stage and never
+ * larger than the stage needs: band pixels of stage i = min(band · widest(0) / widest(i), rows
+ * or pixels that stage has), so a 2×45×61 input takes a few MB, not GB, and the deep stages
+ * (4C..8C channels, hidden 4·8C) do not multiply the stage-0 band by their width.
+ */
+#ifndef WV_CUDA_ARENA_H
+#define WV_CUDA_ARENA_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "src/device_select.h"
+
+#define VC_STAGES 4
+/* Alignment of every buffer (cuBLAS and vector loads want 256 B). */
+#define VC_ALIGN 256
+/* Scan chunk (tokens) when the options give none; scan_cuda_default_chunk returns it. */
+#define VC_SCAN_CHUNK_DEFAULT 256
+
+/* What the arena depends on (a copy of the model configuration's relevant fields). */
+struct vc_model {
+    int v0;             /* VMamba v0 family (4×4 stem, z gate, PatchMerging) */
+    int d_state, in_chans, stem_mid, num_classes;
+    int dims[VC_STAGES], d_inner[VC_STAGES], dt_rank[VC_STAGES], hidden[VC_STAGES];
+    enum wv_dtype dtype;
+    int scan_chunk; /* 0 = VC_SCAN_CHUNK_DEFAULT */
+};
+
+enum vc_buf {
+    VC_MAP0, VC_MAP1, VC_MAP2, /* (B, L, max(C, Dn)) fp32, rotating x / u / y */
+    VC_XDBL,                    /* x_proj output of one image (L, 4·(R+2N)) fp32 */
+    VC_BAND_A,                  /* LN output / GEMM operand, storage dtype */
+    VC_BAND_B,                  /* in_proj output (halo rows) / z, fp32 */
+    VC_BAND_C,                  /* fc1 output fp32; v0 PatchMerging gather */
+    VC_BAND_D,                  /* GELU output in the storage dtype (bf16/f16 only) */
+    VC_IN,                      /* stem input rows (rows, W, Cin) fp32 */
+    VC_MID,                     /* v2 stem middle rows (rows, W/2, stem_mid) fp32 */
+    VC_WS,                      /* scan chunk-carry workspace (bytes) */
+    VC_FEAT,                    /* pooled features (B, C3) + logits (B, K) fp32 */
+    VC_NBUF
+};
+
+/* Capacities: elements of each buffer (VC_WS: bytes), per-stage band pixels, stem rows. */
+struct vc_layout {
+    size_t elems[VC_NBUF];
+    size_t elem_size[VC_NBUF]; /* bytes per element (VC_WS: 1) */
+    size_t band[VC_STAGES];    /* pixels per band of the per-pixel work at stage i */
+    int stem_rows;             /* stage-0 output rows per stem band */
+    int chunk;                 /* scan chunk */
+};
+
+struct vc_carving {
+    size_t off[VC_NBUF];   /* byte offset from the arena base (aligned to VC_ALIGN) */
+    size_t bytes[VC_NBUF]; /* elems × elem_size; 0 = not used (pointer NULL) */
+    size_t total;          /* bytes the arena must have */
+};
+
+const char *vc_buf_name(enum vc_buf b);
+void vc_stage_sizes(int v0, int H, int W, int hs[VC_STAGES], int ws[VC_STAGES]);
+/* Rows of width W in a band of `band` pixels (at least 1). */
+int vc_rows_per_band(size_t band, int W);
+/* Bytes of the SS2D chunk-carry workspace for one H×W image (0 when one chunk covers it). */
+size_t vc_ss2d_ws_bytes(int H, int W, int Dn, int N, int chunk);
+/* Buffer capacities for B images of H×W with `band_pixels` (0 = VC_BAND_DEFAULT) at stage 0. */
+void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
+             struct vc_layout *l);
+/* Offsets and total size of the buffers of l: the single source of the arena's size. */
+void vc_carve(const struct vc_layout *l, struct vc_carving *c);
+
+/* Default pixels per band at stage 0: 1 Mi pixels × (4C = 384 hidden) × 4 B = 1.5 GiB of MLP
+ * scratch for VMamba-T — large enough that every GEMM fills an H100; deeper stages get
+ * proportionally fewer pixels (same bytes). */
+#define VC_BAND_DEFAULT ((size_t)1 << 20)
+/* Smallest stage-0 band the out-of-memory retry goes down to. */
+#define VC_BAND_MIN ((size_t)1 << 14)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
