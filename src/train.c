@@ -473,6 +473,32 @@ static struct weights *strip_prefix(const struct weights *w, const char *prefix)
     return v;
 }
 
+/* ---- the optimiser ------------------------------------------------------------------------ */
+
+double train_clip_scale(const double *grad, size_t np, double clip_norm, double *norm)
+{
+    double gn = 0;
+    for (size_t i = 0; i < np; i++) gn += grad[i] * grad[i];
+    gn = sqrt(gn);
+    if (norm) *norm = gn;
+    return (clip_norm > 0 && gn > clip_norm) ? clip_norm / gn : 1.0;
+}
+
+void train_adamw_step(double *p, double *m, double *v, const double *grad, double grad_scale,
+                      const uint8_t *decay, size_t np, double lr, double weight_decay,
+                      int64_t step)
+{
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const double c1 = 1 - pow(b1, (double)step), c2 = 1 - pow(b2, (double)step);
+    for (size_t i = 0; i < np; i++) {
+        const double g = grad[i] * grad_scale;
+        m[i] = b1 * m[i] + (1 - b1) * g;
+        v[i] = b2 * v[i] + (1 - b2) * g * g;
+        if (decay && decay[i]) p[i] -= lr * weight_decay * p[i];
+        p[i] -= lr * (m[i] / c1) / (sqrt(v[i] / c2) + eps);
+    }
+}
+
 /* ---- the run -------------------------------------------------------------------------------- */
 
 static double lr_at(const struct train_options *o, int64_t step, int64_t total)
@@ -698,10 +724,8 @@ enum wv_status train_run(const struct train_options *o, struct train_result *res
                 goto done;
             }
             sum_c += lc, sum_s += ls;
-            double gn = 0;
-            for (size_t i = 0; i < np; i++) gn += grad[i] * grad[i];
-            gn = sqrt(gn);
-            const double sc = (o->clip_norm > 0 && gn > o->clip_norm) ? o->clip_norm / gn : 1.0;
+            double gn;
+            const double sc = train_clip_scale(grad, np, o->clip_norm, &gn);
             if (!isfinite(gn)) {
                 st = error_set(WV_EINVAL, "slide %s: non-finite gradient at epoch %d; lower --lr",
                                t->id, e + 1);
@@ -710,15 +734,7 @@ enum wv_status train_run(const struct train_options *o, struct train_result *res
             }
             lr = lr_at(o, S.step, total);
             S.step++;
-            const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-            const double c1 = 1 - pow(b1, (double)S.step), c2 = 1 - pow(b2, (double)S.step);
-            for (size_t i = 0; i < np; i++) {
-                const double g = grad[i] * sc;
-                S.m[i] = b1 * S.m[i] + (1 - b1) * g;
-                S.v[i] = b2 * S.v[i] + (1 - b2) * g * g;
-                if (decay[i]) S.p[i] -= lr * o->weight_decay * S.p[i];
-                S.p[i] -= lr * (S.m[i] / c1) / (sqrt(S.v[i] / c2) + eps);
-            }
+            train_adamw_step(S.p, S.m, S.v, grad, sc, decay, np, lr, o->weight_decay, S.step);
             if (tty)
                 fprintf(stderr, "\r  epoch %d/%d  slide %d/%d  loss %.4f   ", e + 1, o->epochs,
                         k + 1, m, (sum_c * o->cell_weight + sum_s) / (k + 1));

@@ -12,6 +12,7 @@
 #ifndef WV_TRAIN_H
 #define WV_TRAIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -47,6 +48,15 @@ struct train_result {
     double seconds;
     int n_train, n_val;
 };
+
+/* The optimiser step train_run uses (shared with tests/gpu/test_gpu_head.c): global-norm clip
+ * scale min(1, clip_norm / ‖grad‖₂) (1 when clip_norm ≤ 0; *norm gets ‖grad‖₂, NaN/Inf passed
+ * through), then AdamW (β 0.9 / 0.999, ε 1e-8, bias correction at `step` = 1 for the first step),
+ * decoupled weight decay lr·wd·p where decay[i] is nonzero. */
+double train_clip_scale(const double *grad, size_t np, double clip_norm, double *norm);
+void train_adamw_step(double *p, double *m, double *v, const double *grad, double grad_scale,
+                      const uint8_t *decay, size_t np, double lr, double weight_decay,
+                      int64_t step);
 
 /* Run training end to end. Errors name the file they are about in the message. */
 enum wv_status train_run(const struct train_options *o, struct train_result *res);

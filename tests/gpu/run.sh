@@ -61,7 +61,7 @@ fi
                   || result device SKIP "$(grep -m1 SKIP "$logs/probe.log" | sed 's/^gpu_check: //')"
 
 # 1. op tests and the whole-model tests (golden + random models vs CPU + OOM)
-for t in test_gpu_ops test_gpu_scan test_gpu_model; do
+for t in test_gpu_ops test_gpu_scan test_gpu_model test_gpu_head; do
   run_test "$t" "$here/$t"
 done
 
