@@ -454,34 +454,46 @@ void conv3s2_cpu_fast(const float *x, int x_row0, int x_rows, const float *w, co
 
 /* ---- SS2D scan + merge -------------------------------------------------------------------- */
 
-/* One 16-channel group [d0, d0 + cb) over all four directions (ss2d.h). Per pixel in direction
- * order: δ = softplus(dt_w·dt_low + b) for the 16 channels (broadcast dt_low), h = e^{δA}·h +
- * δ·B·u, y (+)= ⟨C, h⟩ + D·u. The column directions jump W·Dn floats per step, so the next
- * pixels' u / y / xdbl lines are prefetched. hv: N vectors of thread scratch. */
-AVX512 static void ss2d_group(const float *u, const float *xdbl, const float *dt_w,
-                              const float *dt_b, const float *A, const float *Ds, float *y, int H,
-                              int W, int Dn, int R, int N, int d0, int cb, float *wt, __m512 *hv,
-                              __m512 *Av)
+/* Channel groups walked together: a work item is up to SS2D_MAXG consecutive 16-channel groups,
+ * so each pixel step of a column direction (stride W·Dn floats: a new page for u, y and xdbl
+ * every step) fetches ng adjacent lines of u and y behind one TLB miss each and one xdbl line for
+ * all of them. Every channel's arithmetic is the same whatever the grouping. */
+#define SS2D_MAXG 4
+
+/* Channels [d0, d0 + 16·ng) (the last group may be partial: cb_last) over all four directions
+ * (ss2d.h). Per pixel in direction order and per group: δ = softplus(dt_w·dt_low + b) for 16
+ * channels (broadcast dt_low), h = e^{δA}·h + δ·B·u, y (+)= ⟨C, h⟩ + D·u. The column directions
+ * prefetch the next pixels' lines. wt: ng·R·16 floats; hv, Av: ng·N vectors of thread scratch. */
+AVX512 static void ss2d_groups(const float *u, const float *xdbl, const float *dt_w,
+                               const float *dt_b, const float *A, const float *Ds, float *y,
+                               int H, int W, int Dn, int R, int N, int d0, int ng, int cb_last,
+                               float *wt, __m512 *hv, __m512 *Av)
 {
     static const int korder[SS2D_K] = {0, 2, 1, 3}; /* as ss2d.c: (y0 + y2) + y1 + y3 */
     const size_t L = (size_t)H * W;
     const int P = R + 2 * N;
-    const __mmask16 msk = tail_mask(cb);
+    __mmask16 msk[SS2D_MAXG];
+    __m512 bias[SS2D_MAXG], Dv[SS2D_MAXG];
+    for (int gi = 0; gi < ng; gi++) msk[gi] = tail_mask(gi == ng - 1 ? cb_last : 16);
     for (int kk = 0; kk < SS2D_K; kk++) {
         const int k = korder[kk];
-        for (int r = 0; r < R; r++) {
-            for (int j = 0; j < 16; j++)
-                wt[r * 16 + j] = j < cb ? dt_w[((size_t)k * Dn + d0 + j) * R + r] : 0.0f;
+        for (int gi = 0; gi < ng; gi++) {
+            const int c0 = d0 + 16 * gi, cb = gi == ng - 1 ? cb_last : 16;
+            for (int r = 0; r < R; r++)
+                for (int j = 0; j < 16; j++)
+                    wt[((size_t)gi * R + r) * 16 + j] =
+                        j < cb ? dt_w[((size_t)k * Dn + c0 + j) * R + r] : 0.0f;
+            for (int n = 0; n < N; n++) {
+                float a[16];
+                for (int j = 0; j < 16; j++)
+                    a[j] = j < cb ? A[((size_t)k * Dn + c0 + j) * N + n] : 0.0f;
+                Av[gi * N + n] = _mm512_loadu_ps(a);
+                hv[gi * N + n] = _mm512_setzero_ps();
+            }
+            bias[gi] = _mm512_maskz_loadu_ps(msk[gi], dt_b + (size_t)k * Dn + c0);
+            Dv[gi] = _mm512_maskz_loadu_ps(msk[gi], Ds + (size_t)k * Dn + c0);
         }
-        for (int n = 0; n < N; n++) {
-            float a[16];
-            for (int j = 0; j < 16; j++) a[j] = j < cb ? A[((size_t)k * Dn + d0 + j) * N + n] : 0.0f;
-            Av[n] = _mm512_loadu_ps(a);
-            hv[n] = _mm512_setzero_ps();
-        }
-        const __m512 bias = _mm512_maskz_loadu_ps(msk, dt_b + (size_t)k * Dn + d0);
-        const __m512 Dv = _mm512_maskz_loadu_ps(msk, Ds + (size_t)k * Dn + d0);
-        /* pixel walk: p = base + i·outer_step + j·inner_step for the direction's order */
+        /* pixel walk: p = base + o·s_out + i·s_in in the direction's order */
         const int col = k == 1 || k == 3, rev = k >= 2;
         const size_t n_out = col ? (size_t)W : (size_t)H, n_in = col ? (size_t)H : (size_t)W;
         const long s_in = (long)(col ? W : 1) * (rev ? -1 : 1);
@@ -492,29 +504,34 @@ AVX512 static void ss2d_group(const float *u, const float *xdbl, const float *dt
             for (size_t i = 0; i < n_in; i++, p += s_in) {
                 if (col && i + 8 < n_in) {
                     long q = p + 8 * s_in;
-                    _mm_prefetch((const char *)(u + (size_t)q * Dn + d0), _MM_HINT_T0);
-                    _mm_prefetch((const char *)(y + (size_t)q * Dn + d0), _MM_HINT_T0);
+                    for (int gi = 0; gi < ng; gi++) {
+                        _mm_prefetch((const char *)(u + (size_t)q * Dn + d0 + 16 * gi), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(y + (size_t)q * Dn + d0 + 16 * gi), _MM_HINT_T0);
+                    }
                     _mm_prefetch((const char *)(xdbl + ((size_t)q * SS2D_K + k) * P), _MM_HINT_T0);
                 }
                 const float *xd = xdbl + ((size_t)p * SS2D_K + k) * P;
-                const float *up = u + (size_t)p * Dn + d0;
-                float *yp = y + (size_t)p * Dn + d0;
-                __m512 dt = bias;
-                for (int r = 0; r < R; r++)
-                    dt = _mm512_fmadd_ps(_mm512_loadu_ps(wt + r * 16), _mm512_set1_ps(xd[r]), dt);
-                __m512 sp = v_softplus(dt);
-                __m512 uv = _mm512_maskz_loadu_ps(msk, up);
-                __m512 su = _mm512_mul_ps(sp, uv);
-                __m512 acc = _mm512_mul_ps(Dv, uv);
-                for (int n = 0; n < N; n++) {
-                    __m512 dA = v_exp(_mm512_mul_ps(sp, Av[n]));
-                    __m512 h = _mm512_fmadd_ps(dA, hv[n],
-                                               _mm512_mul_ps(su, _mm512_set1_ps(xd[R + n])));
-                    hv[n] = h;
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(xd[R + N + n]), h, acc);
+                for (int gi = 0; gi < ng; gi++) {
+                    const float *up = u + (size_t)p * Dn + d0 + 16 * gi;
+                    float *yp = y + (size_t)p * Dn + d0 + 16 * gi;
+                    const float *wg = wt + (size_t)gi * R * 16;
+                    __m512 dt = bias[gi];
+                    for (int r = 0; r < R; r++)
+                        dt = _mm512_fmadd_ps(_mm512_loadu_ps(wg + r * 16), _mm512_set1_ps(xd[r]), dt);
+                    __m512 sp = v_softplus(dt);
+                    __m512 uv = _mm512_maskz_loadu_ps(msk[gi], up);
+                    __m512 su = _mm512_mul_ps(sp, uv);
+                    __m512 acc = _mm512_mul_ps(Dv[gi], uv);
+                    for (int n = 0; n < N; n++) {
+                        __m512 dA = v_exp(_mm512_mul_ps(sp, Av[gi * N + n]));
+                        __m512 h = _mm512_fmadd_ps(dA, hv[gi * N + n],
+                                                   _mm512_mul_ps(su, _mm512_set1_ps(xd[R + n])));
+                        hv[gi * N + n] = h;
+                        acc = _mm512_fmadd_ps(_mm512_set1_ps(xd[R + N + n]), h, acc);
+                    }
+                    if (kk) acc = _mm512_add_ps(_mm512_maskz_loadu_ps(msk[gi], yp), acc);
+                    _mm512_mask_storeu_ps(yp, msk[gi], acc);
                 }
-                if (kk) acc = _mm512_add_ps(_mm512_maskz_loadu_ps(msk, yp), acc);
-                _mm512_mask_storeu_ps(yp, msk, acc);
             }
         }
     }
@@ -532,18 +549,24 @@ void ops_ss2d_images(int nimg, const float *u, const float *xdbl, const float *d
         return;
     }
     const int ngrp = (Dn + 15) / 16;
-    const long n = (long)nimg * ngrp;
+    /* groups per work item: as many as SS2D_MAXG while at least 2 items per image remain (a
+     * function of Dn only) */
+    int gpi = ngrp / 2 < SS2D_MAXG ? ngrp / 2 : SS2D_MAXG;
+    if (gpi < 1) gpi = 1;
+    const int nitem = (ngrp + gpi - 1) / gpi;
+    const long n = (long)nimg * nitem;
 #pragma omp parallel
     {
-        float *wt = aligned_alloc(64, (size_t)(R > 0 ? R : 1) * 16 * sizeof *wt);
-        __m512 *hv = aligned_alloc(64, (size_t)(2 * N + 1) * sizeof *hv);
-        if (!wt || !hv) abort(); /* R·16 floats and 2N+1 vectors */
+        float *wt = aligned_alloc(64, (size_t)SS2D_MAXG * (R > 0 ? R : 1) * 16 * sizeof *wt);
+        __m512 *hv = aligned_alloc(64, (size_t)(2 * SS2D_MAXG * N + 1) * sizeof *hv);
+        if (!wt || !hv) abort(); /* SS2D_MAXG·R·16 floats and 2·SS2D_MAXG·N+1 vectors */
 #pragma omp for schedule(dynamic, 1)
         for (long it = 0; it < n; it++) {
-            int i = (int)(it / ngrp), g = (int)(it % ngrp);
-            int d0 = g * 16, cb = Dn - d0 < 16 ? Dn - d0 : 16;
-            ss2d_group(u + i * L * Dn, xdbl + i * L * P4, dt_w, dt_b, A, Ds, y + i * L * Dn, H, W,
-                       Dn, R, N, d0, cb, wt, hv, hv + N);
+            int i = (int)(it / nitem), g0 = (int)(it % nitem) * gpi;
+            int ng = ngrp - g0 < gpi ? ngrp - g0 : gpi;
+            int d0 = g0 * 16, dl = d0 + 16 * (ng - 1), cb_last = Dn - dl < 16 ? Dn - dl : 16;
+            ss2d_groups(u + i * L * Dn, xdbl + i * L * P4, dt_w, dt_b, A, Ds, y + i * L * Dn, H,
+                        W, Dn, R, N, d0, ng, cb_last, wt, hv, hv + SS2D_MAXG * N);
         }
         free(wt);
         free(hv);

@@ -330,6 +330,9 @@ int main(int argc, char **argv)
         printf("2048² x1: %.3f s median of %d -> %.2f Mpix/s\n", s, r2, 2048.0 * 2048 / s / 1e6);
         vmamba_flops(&cfg, 3, 1, 2048, 2048, fl);
         print_flops("2048²", fl, s);
+        double tot2 = fl[0] + fl[1] + fl[2] + fl[3] + fl[4];
+        printf("  ratio to the sgemm reference above (%.1f GFLOP/s): %.0f%%\n", gref,
+               100 * tot2 / s / 1e9 / gref);
         stage_walls(m, &be, 1, 2048, 1, lg);
         profile(m, &be, 1, 2048, lg);
         free(x);

@@ -389,6 +389,7 @@ int main(void)
     test_ss2d(9, 13, 40, 5, 1);
     test_ss2d(6, 6, 33, 4, 16);
     test_ss2d(14, 14, 96, 6, 1);
+    test_ss2d(5, 7, 180, 3, 2); /* 4 groups per work item, the last one partial */
 
     struct vmamba_config v2 = {.family = VMAMBA_V2, .dims = {16, 32, 48, 64}, .depths = {1, 2, 1, 1},
                                .d_inner = {32, 64, 96, 128}, .dt_rank = {1, 2, 3, 4}, .d_state = 1,
