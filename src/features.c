@@ -203,13 +203,93 @@ static int cmp_key(const void *a, const void *b)
     return 0;
 }
 
-enum wv_status features_read(const char *path, struct features_file *out)
+/* Row-major order of the file's rows: key[k].i = file row of the k-th tissue cell. With tissue
+ * (rows·cols) given, checks that each row lands on its tissue cell. */
+static enum wv_status order_rows(struct h5store *r, const struct h5store_info *in,
+                                 const uint8_t *tissue, size_t n, struct rowkey **key_out)
+{
+    *key_out = NULL;
+    int32_t *coords = wv_malloc((n ? n : 1) * 2 * sizeof *coords, "feature coords");
+    struct rowkey *key = wv_malloc((n ? n : 1) * sizeof *key, "feature order");
+    enum wv_status st = WV_OK;
+    if (!coords || !key) {
+        st = WV_ENOMEM;
+        goto done;
+    }
+    if (n && (st = h5store_read_coords(r, 0, n, coords))) goto done;
+    /* row-major cell order = sorted by (y, x); check each row lands on its tissue cell */
+    for (size_t i = 0; i < n; i++) key[i] = (struct rowkey){coords[2 * i + 1], coords[2 * i], i};
+    qsort(key, n, sizeof *key, cmp_key);
+    if (tissue) {
+        const size_t G = (size_t)in->rows * in->cols;
+        const double cell = in->cell_size_level0 > 0 ? in->cell_size_level0 : 1;
+        size_t k = 0;
+        for (size_t q = 0; q < G && !st; q++) {
+            if (!tissue[q]) continue;
+            const struct rowkey *e = &key[k];
+            long rr = lround(e->y / cell), cc = lround(e->x / cell);
+            if (rr != (long)(q / in->cols) || cc != (long)(q % in->cols))
+                st = error_set(WV_EFORMAT, "coords row %zu (%d, %d) is not tissue cell (%zu, %zu)",
+                               e->i, e->x, e->y, q / in->cols, q % in->cols);
+            k++;
+        }
+    }
+done:
+    free(coords);
+    if (st) free(key);
+    else *key_out = key;
+    return st;
+}
+
+/* The features in row-major cell order into feat (n·D), or (feat NULL) only the finiteness
+ * check, reading FEAT_BLOCK rows at a time. */
+#define FEAT_BLOCK 4096
+static enum wv_status read_rows(struct h5store *r, const struct rowkey *key, size_t n, size_t D,
+                                float *feat)
+{
+    enum wv_status st = WV_OK;
+    if (n == 0) return WV_OK;
+    if (feat) {
+        float *raw = wv_malloc(n * D * sizeof *raw, "features");
+        if (!raw) return WV_ENOMEM;
+        if (!(st = h5store_read_features(r, 0, n, raw)))
+            for (size_t k = 0; k < n; k++)
+                memcpy(feat + k * D, raw + key[k].i * D, D * sizeof *raw);
+        free(raw);
+        for (size_t q = 0; q < n * D && !st; q++)
+            if (!isfinite(feat[q]))
+                st = error_set(WV_EFORMAT, "feature %zu of cell %zu is not finite", q % D, q / D);
+        return st;
+    }
+    /* check only: file order, then name the cell in row-major order like the full read */
+    size_t *rank = wv_malloc(n * sizeof *rank, "feature order");
+    float *blk = wv_malloc((n < FEAT_BLOCK ? n : FEAT_BLOCK) * D * sizeof *blk, "features");
+    if (!rank || !blk) {
+        free(rank), free(blk);
+        return WV_ENOMEM;
+    }
+    for (size_t k = 0; k < n; k++) rank[key[k].i] = k;
+    size_t bad_cell = SIZE_MAX, bad_ch = 0;
+    for (size_t s0 = 0; s0 < n && !st; s0 += FEAT_BLOCK) {
+        const size_t m = n - s0 < FEAT_BLOCK ? n - s0 : FEAT_BLOCK;
+        if ((st = h5store_read_features(r, s0, m, blk))) break;
+        for (size_t q = 0; q < m * D; q++)
+            if (!isfinite(blk[q]) && rank[s0 + q / D] < bad_cell) {
+                bad_cell = rank[s0 + q / D];
+                bad_ch = q % D;
+            }
+    }
+    if (!st && bad_cell != SIZE_MAX)
+        st = error_set(WV_EFORMAT, "feature %zu of cell %zu is not finite", bad_ch, bad_cell);
+    free(rank), free(blk);
+    return st;
+}
+
+static enum wv_status read_impl(const char *path, struct features_file *out, int with_feat)
 {
     memset(out, 0, sizeof *out);
     struct h5store *r = NULL;
     enum wv_status st;
-    int32_t *coords = NULL;
-    float *raw = NULL;
     struct rowkey *key = NULL;
     if ((st = sha256_file_hex(path, out->sha256))) return st;
     if ((st = h5store_open_read(path, &r)) || (st = h5store_read_info(r, &out->info))) goto done;
@@ -224,11 +304,8 @@ enum wv_status features_read(const char *path, struct features_file *out)
     }
     const size_t G = (size_t)in->rows * in->cols, n = in->n_cells, D = (size_t)in->feature_dim;
     out->tissue = wv_malloc(G ? G : 1, "feature tissue");
-    out->feat = wv_malloc((n ? n : 1) * D * sizeof *out->feat, "features");
-    coords = wv_malloc((n ? n : 1) * 2 * sizeof *coords, "feature coords");
-    raw = wv_malloc((n ? n : 1) * D * sizeof *raw, "features");
-    key = wv_malloc((n ? n : 1) * sizeof *key, "feature order");
-    if (!out->tissue || !out->feat || !coords || !raw || !key) {
+    if (with_feat) out->feat = wv_malloc((n ? n : 1) * D * sizeof *out->feat, "features");
+    if (!out->tissue || (with_feat && !out->feat)) {
         st = WV_ENOMEM;
         goto done;
     }
@@ -239,34 +316,43 @@ enum wv_status features_read(const char *path, struct features_file *out)
         st = error_set(WV_EFORMAT, "%zu feature rows but %zu tissue cells", n, nt);
         goto done;
     }
-    if (n && ((st = h5store_read_coords(r, 0, n, coords)) ||
-              (st = h5store_read_features(r, 0, n, raw))))
-        goto done;
-    /* row-major cell order = sorted by (y, x); check each row lands on its tissue cell */
-    for (size_t i = 0; i < n; i++) key[i] = (struct rowkey){coords[2 * i + 1], coords[2 * i], i};
-    qsort(key, n, sizeof *key, cmp_key);
-    const double cell = in->cell_size_level0 > 0 ? in->cell_size_level0 : 1;
-    size_t k = 0;
-    for (size_t q = 0; q < G && !st; q++) {
-        if (!out->tissue[q]) continue;
-        const struct rowkey *e = &key[k];
-        long rr = lround(e->y / cell), cc = lround(e->x / cell);
-        if (rr != (long)(q / in->cols) || cc != (long)(q % in->cols))
-            st = error_set(WV_EFORMAT, "coords row %zu (%d, %d) is not tissue cell (%zu, %zu)",
-                           e->i, e->x, e->y, q / in->cols, q % in->cols);
-        else
-            memcpy(out->feat + k * D, raw + e->i * D, D * sizeof *raw);
-        k++;
-    }
-    for (size_t q = 0; q < n * D && !st; q++)
-        if (!isfinite(out->feat[q]))
-            st = error_set(WV_EFORMAT, "feature %zu of cell %zu is not finite", q % D, q / D);
+    if ((st = order_rows(r, in, out->tissue, n, &key))) goto done;
+    if ((st = read_rows(r, key, n, D, out->feat))) goto done;
     out->n = n;
 done:
     h5store_close(r);
-    free(coords);
-    free(raw);
     free(key);
     if (st) features_file_free(out);
+    return st;
+}
+
+enum wv_status features_read(const char *path, struct features_file *out)
+{
+    return read_impl(path, out, 1);
+}
+
+enum wv_status features_read_grid(const char *path, struct features_file *out)
+{
+    return read_impl(path, out, 0);
+}
+
+enum wv_status features_read_feat(const char *path, size_t n, int D, float *feat)
+{
+    struct h5store *r = NULL;
+    struct h5store_info in;
+    struct rowkey *key = NULL;
+    enum wv_status st;
+    if ((st = h5store_open_read(path, &r)) || (st = h5store_read_info(r, &in))) goto done;
+    if (!in.complete || in.n_cells != n || in.feature_dim != D) {
+        st = error_set(WV_EFORMAT, "feature file changed during training (%zu cells of %d "
+                                   "features, expected %zu of %d)",
+                       (size_t)in.n_cells, in.feature_dim, n, D);
+        goto done;
+    }
+    if ((st = order_rows(r, &in, NULL, n, &key))) goto done;
+    st = read_rows(r, key, n, (size_t)D, feat);
+done:
+    h5store_close(r);
+    free(key);
     return st;
 }

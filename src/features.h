@@ -61,4 +61,14 @@ struct features_file {
 enum wv_status features_read(const char *path, struct features_file *out);
 void features_file_free(struct features_file *f);
 
+/* features_read without keeping the features (for a trainer that reads them per step, bounded
+ * memory): the same checks (complete, /features present, coords on the tissue cells, every
+ * feature finite — read in blocks of rows, so memory is O(rows·cols + block)), out->feat NULL. */
+enum wv_status features_read_grid(const char *path, struct features_file *out);
+
+/* The features (n, D) of a file checked by features_read_grid, in row-major cell order, into
+ * feat (caller-allocated n·D floats). WV_EFORMAT when the file no longer has n cells of D
+ * features or a feature is not finite. */
+enum wv_status features_read_feat(const char *path, size_t n, int D, float *feat);
+
 #endif

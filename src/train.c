@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <omp.h>
 
+#include "device_select.h"
 #include "features.h"
 #include "head.h"
 #include "head_grad.h"
@@ -25,6 +26,9 @@
 #include "sha256.h"
 #include "util.h"
 #include "version.h"
+#ifdef WV_HAVE_CUDA
+#include "cuda/head_cuda.h"
+#endif
 
 void openblas_set_num_threads(int n); /* OpenBLAS; the backend does the same */
 
@@ -44,13 +48,16 @@ void train_options_default(struct train_options *o)
     o->clip_norm = 1.0;
     o->cell_weight = 1.0;
     o->patience = 10;
+    o->device = "auto";
+    o->cache_mb = 1024;
 }
 
 struct tslide {
     char id[256];
+    char path[4096]; /* the feature file: features are read per step (feature_cache) */
     int label;
     int val;
-    struct features_file ff;
+    struct features_file ff; /* grid, tissue, n, sha256; ff.feat stays NULL */
     float *cell_y;   /* (n) tumour fraction, NULL when the slide has no cell labels */
     int annotated;   /* cell labels from an annotation file */
 };
@@ -150,8 +157,9 @@ static enum wv_status load_cohort(const struct train_options *o, const struct la
         snprintf(path, sizeof path, "%s/%s", o->features_dir, names[i]);
         struct tslide *t = &s[n];
         snprintf(t->id, sizeof t->id, "%s", id);
+        snprintf(t->path, sizeof t->path, "%s", path);
         t->label = lab->v[k].label;
-        if ((st = features_read(path, &t->ff))) {
+        if ((st = features_read_grid(path, &t->ff))) {
             error_prefix("%s", path);
             break;
         }
@@ -353,15 +361,112 @@ static enum wv_status ckpt_load(const char *path, struct state *s, int epochs)
     return WV_OK;
 }
 
+/* ---- the feature cache ---------------------------------------------------------------------- */
+
+/* Features are read from each slide's .h5 when a step needs them and kept in a least-recently-
+ * used cache of at most `budget` bytes (--cache-mb); the slide being used is never evicted, so
+ * memory is ≤ budget + one slide's features. Values are the file's, whatever the budget: results
+ * do not depend on it. */
+struct fcache {
+    size_t budget, used;
+    float **feat;     /* (n_slides) or NULL */
+    uint64_t *last;   /* last use tick */
+    uint64_t tick;
+    size_t loads;     /* file reads (statistics) */
+};
+
+static enum wv_status fcache_init(struct fcache *c, int n, size_t budget)
+{
+    memset(c, 0, sizeof *c);
+    c->budget = budget;
+    c->feat = wv_calloc((size_t)(n ? n : 1), sizeof *c->feat, "feature cache");
+    c->last = wv_calloc((size_t)(n ? n : 1), sizeof *c->last, "feature cache");
+    return c->feat && c->last ? WV_OK : WV_ENOMEM;
+}
+
+static void fcache_free(struct fcache *c, int n)
+{
+    if (c->feat)
+        for (int i = 0; i < n; i++) free(c->feat[i]);
+    free(c->feat);
+    free(c->last);
+    memset(c, 0, sizeof *c);
+}
+
+static size_t slide_bytes(const struct tslide *t)
+{
+    return t->ff.n * (size_t)t->ff.info.feature_dim * sizeof(float);
+}
+
+/* The features of slide i (valid until the next fcache_get). */
+static enum wv_status fcache_get(struct fcache *c, struct tslide *s, int n, int i,
+                                 const float **out)
+{
+    c->last[i] = ++c->tick;
+    if (!c->feat[i]) {
+        const size_t b = slide_bytes(&s[i]);
+        /* evict least recently used slides (never i) until i fits, or none is left */
+        while (c->used + b > c->budget) {
+            int v = -1;
+            for (int j = 0; j < n; j++)
+                if (j != i && c->feat[j] && (v < 0 || c->last[j] < c->last[v])) v = j;
+            if (v < 0) break;
+            free(c->feat[v]);
+            c->feat[v] = NULL;
+            c->used -= slide_bytes(&s[v]);
+        }
+        float *f = wv_malloc(b ? b : 1, "slide features");
+        if (!f) return WV_ENOMEM;
+        enum wv_status st = features_read_feat(s[i].path, s[i].ff.n, s[i].ff.info.feature_dim, f);
+        if (st) {
+            free(f);
+            error_prefix("%s", s[i].path);
+            return st;
+        }
+        c->feat[i] = f;
+        c->used += b;
+        c->loads++;
+    }
+    *out = c->feat[i];
+    return WV_OK;
+}
+
 /* ---- one slide: loss and gradient --------------------------------------------------------- */
 
 struct weights_cls {
     double cell_pos, cell_neg, slide_pos, slide_neg;
 };
 
-static enum wv_status slide_step(struct head_grad *hg, const double *p, const struct tslide *t,
-                                 const struct train_options *o, const struct weights_cls *w,
-                                 double *grad, double *l_cell, double *l_slide, double *prob)
+/* The gradient engine: the float64 CPU backward, or the CUDA one (--device). */
+struct engine {
+    struct head_grad *cpu;
+    struct head_grad_cuda *gpu; /* non-NULL: use the GPU */
+};
+
+static enum wv_status eng_forward(struct engine *e, const double *p, const struct tslide *t,
+                                  const float *feat, int chunk, double *lg, double *sl)
+{
+#ifdef WV_HAVE_CUDA
+    if (e->gpu)
+        return head_grad_cuda_forward(e->gpu, p, t->ff.info.rows, t->ff.info.cols, t->ff.tissue,
+                                      feat, chunk, lg, sl);
+#endif
+    return head_grad_forward(e->cpu, p, t->ff.info.rows, t->ff.info.cols, t->ff.tissue, feat,
+                             chunk, lg, sl);
+}
+
+static enum wv_status eng_backward(struct engine *e, const double *dl, double ds, double *grad)
+{
+#ifdef WV_HAVE_CUDA
+    if (e->gpu) return head_grad_cuda_backward(e->gpu, dl, ds, grad);
+#endif
+    return head_grad_backward(e->cpu, dl, ds, grad);
+}
+
+static enum wv_status slide_step(struct engine *eng, const double *p, const struct tslide *t,
+                                 const float *feat, const struct train_options *o,
+                                 const struct weights_cls *w, double *grad, double *l_cell,
+                                 double *l_slide, double *prob)
 {
     const size_t n = t->ff.n;
     double *lg = wv_malloc((n ? n : 1) * sizeof *lg, "logits");
@@ -372,8 +477,7 @@ static enum wv_status slide_step(struct head_grad *hg, const double *p, const st
         return WV_ENOMEM;
     }
     double sl;
-    enum wv_status st = head_grad_forward(hg, p, t->ff.info.rows, t->ff.info.cols, t->ff.tissue,
-                                          t->ff.feat, o->chunk, lg, &sl);
+    enum wv_status st = eng_forward(eng, p, t, feat, o->chunk, lg, &sl);
     if (st) goto done;
     double lc = 0, ds;
     if (t->cell_y) {
@@ -390,7 +494,7 @@ static enum wv_status slide_step(struct head_grad *hg, const double *p, const st
     *l_cell = lc;
     *l_slide = ls;
     *prob = 1.0 / (1.0 + exp(-sl));
-    if (grad) st = head_grad_backward(hg, dl, ws * ds, grad);
+    if (grad) st = eng_backward(eng, dl, ws * ds, grad);
 done:
     free(lg);
     free(dl);
@@ -521,7 +625,10 @@ enum wv_status train_run(const struct train_options *o, struct train_result *res
     struct model *bb = NULL;
     struct weights *view = NULL;
     struct head *head = NULL;
-    struct head_grad *hg = NULL;
+    struct engine eng = {NULL, NULL};
+    struct fcache fc;
+    memset(&fc, 0, sizeof fc);
+    struct device_choice dc;
     struct state S;
     memset(&S, 0, sizeof S);
     double *grad = NULL;
@@ -536,6 +643,7 @@ enum wv_status train_run(const struct train_options *o, struct train_result *res
     int threads = o->threads > 0 ? o->threads : omp_get_num_procs();
     omp_set_num_threads(threads);
     openblas_set_num_threads(1); /* GEMMs single-threaded inside: same results for any count */
+    if ((st = device_select(o->device ? o->device : "auto", &dc))) goto done;
     if ((st = labels_read_csv(o->labels_path, &lab))) {
         error_prefix("%s", o->labels_path);
         goto done;
@@ -636,8 +744,13 @@ enum wv_status train_run(const struct train_options *o, struct train_result *res
     head_config_derive(&hc);
     hc.d_state = o->d_state;
     hc.d_attn = o->d_attn;
-    if ((st = head_create_random(&hc, o->seed, &head)) || (st = head_grad_create(head, &hg)))
+    if ((st = head_create_random(&hc, o->seed, &head)) || (st = head_grad_create(head, &eng.cpu)))
         goto done;
+#ifdef WV_HAVE_CUDA
+    if (dc.device == WV_DEVICE_CUDA && (st = head_grad_cuda_create(head, dc.index, &eng.gpu)))
+        goto done;
+#endif
+    if ((st = fcache_init(&fc, n, (size_t)o->cache_mb << 20))) goto done;
     size_t np;
     float *pf = head_params(head, &np);
     S.np = np;
@@ -676,7 +789,7 @@ enum wv_status train_run(const struct train_options *o, struct train_result *res
         k = fnv(k, lab->sha256, 64);
         double hp[] = {o->lr, o->weight_decay, o->val_fraction, o->warmup_fraction, o->clip_norm,
                        o->cell_weight, (double)o->seed, (double)o->patience, (double)threads,
-                       (double)o->chunk};
+                       (double)o->chunk, (double)dc.device};
         k = fnv(k, hp, sizeof hp);
         k = fnv(k, &hc, sizeof hc);
         S.key = k;
@@ -700,11 +813,13 @@ enum wv_status train_run(const struct train_options *o, struct train_result *res
     if (!o->quiet)
         fprintf(stderr,
                 "training the head (D %d, d_h %d, %d blocks, %zu parameters) on %d slides "
-                "(%d train, %d validation), %d threads\n",
-                D, hc.d_h, hc.n_blocks, np, n, ntr, nval, threads);
+                "(%d train, %d validation), %d threads, device %s, feature cache %zu MiB\n",
+                D, hc.d_h, hc.n_blocks, np, n, ntr, nval, threads, dc.desc, o->cache_mb);
     const int tty = isatty(2) && !o->quiet;
     const int64_t total = (int64_t)o->epochs * ntr;
-    int stopped = 0;
+    /* a checkpoint written by the epoch that triggered early stopping (killed before the model
+     * file was written) resumes straight to the model file */
+    int stopped = o->patience > 0 && nval && S.stale >= o->patience;
     int e;
     for (e = (int)S.epoch_done; e < o->epochs && !stopped; e++) {
         const double t0 = util_now();
@@ -719,7 +834,9 @@ enum wv_status train_run(const struct train_options *o, struct train_result *res
             const struct tslide *t = &s[order[k]];
             memset(grad, 0, np * sizeof *grad);
             double lc, ls, pr;
-            if ((st = slide_step(hg, S.p, t, o, &wc, grad, &lc, &ls, &pr))) {
+            const float *feat;
+            if ((st = fcache_get(&fc, s, n, order[k], &feat)) ||
+                (st = slide_step(&eng, S.p, t, feat, o, &wc, grad, &lc, &ls, &pr))) {
                 free(decay);
                 goto done;
             }
@@ -754,7 +871,9 @@ enum wv_status train_run(const struct train_options *o, struct train_result *res
             for (int i = 0; i < n; i++) {
                 if (!s[i].val) continue;
                 double lc, ls, pr;
-                if ((st = slide_step(hg, S.p, &s[i], o, &wc, NULL, &lc, &ls, &pr))) {
+                const float *feat;
+                if ((st = fcache_get(&fc, s, n, i, &feat)) ||
+                    (st = slide_step(&eng, S.p, &s[i], feat, o, &wc, NULL, &lc, &ls, &pr))) {
                     free(y), free(sc), free(decay);
                     goto done;
                 }
@@ -848,7 +967,11 @@ done:
     free(grad);
     free(order);
     free(S.p), free(S.m), free(S.v), free(S.best), free(S.hist);
-    head_grad_free(hg);
+    head_grad_free(eng.cpu);
+#ifdef WV_HAVE_CUDA
+    head_grad_cuda_free(eng.gpu);
+#endif
+    fcache_free(&fc, n);
     head_free(head);
     model_free(bb);
     if (s) free_cohort(s, n);

@@ -37,6 +37,11 @@ struct train_options {
     double cell_weight;         /* weight of the per-cell loss vs the slide loss: 1.0 */
     int patience;               /* epochs without a better validation AUC before stopping: 10 */
     int chunk;                  /* scan chunk (rows/cols) for training: 0 = whole grid */
+    const char *device;         /* "auto" (default: the GPU when there is one), "cpu", "cuda[:N]":
+                                   where the forward + backward run (cuda/head_cuda.h); the
+                                   optimiser and losses stay on the CPU in float64 */
+    size_t cache_mb;            /* feature cache bound in MiB (1024): features are read from the
+                                   .h5 files per step, least recently used slides evicted */
     int quiet;
 };
 void train_options_default(struct train_options *o);

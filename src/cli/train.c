@@ -48,6 +48,10 @@ static void usage(FILE *out)
             "  --d-state N           scan states per channel (default 4)\n"
             "  --threads N           compute threads (default: all cores); a run is\n"
             "                        deterministic for a seed and thread count\n"
+            "  --device D            auto (default: the GPU when there is one), cpu, cuda,\n"
+            "                        cuda:N: where the head's forward and backward run\n"
+            "  --cache-mb N          memory for cached slide features, MiB (default 1024);\n"
+            "                        features are read from the .h5 files as needed\n"
             "  --resume              continue from MODEL.ckpt (same options and data)\n"
             "  --quiet               no progress output\n"
             "  -h, --help            this text\n\n"
@@ -57,7 +61,8 @@ static void usage(FILE *out)
 static int run(int argc, char **argv)
 {
     enum { O_FEAT = 256, O_LABELS, O_BB, O_ANN, O_EPOCHS, O_LR, O_WD, O_SEED, O_VAL, O_PAT,
-           O_WARM, O_CLIP, O_CW, O_DH, O_NH, O_DS, O_THREADS, O_RESUME, O_QUIET };
+           O_WARM, O_CLIP, O_CW, O_DH, O_NH, O_DS, O_THREADS, O_RESUME, O_QUIET, O_DEVICE,
+           O_CACHE };
     static const struct option opts[] = {
         {"features", required_argument, 0, O_FEAT}, {"labels", required_argument, 0, O_LABELS},
         {"out", required_argument, 0, 'o'},          {"backbone-model", required_argument, 0, O_BB},
@@ -69,6 +74,7 @@ static int run(int argc, char **argv)
         {"d-h", required_argument, 0, O_DH},         {"n-h", required_argument, 0, O_NH},
         {"d-state", required_argument, 0, O_DS},     {"threads", required_argument, 0, O_THREADS},
         {"resume", no_argument, 0, O_RESUME},        {"quiet", no_argument, 0, O_QUIET},
+        {"device", required_argument, 0, O_DEVICE},  {"cache-mb", required_argument, 0, O_CACHE},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     struct train_options o;
     train_options_default(&o);
@@ -110,6 +116,11 @@ static int run(int argc, char **argv)
         case O_DS: L("--d-state", 1, 64, o.d_state); break;
         case O_THREADS: L("--threads", 1, 1024, o.threads); break;
         case O_RESUME: o.resume = 1; break;
+        case O_DEVICE: o.device = optarg; break;
+        case O_CACHE:
+            if (cli_parse_long("train", "--cache-mb", optarg, 0, 1L << 30, &v)) return CLI_EXIT_USAGE;
+            o.cache_mb = (size_t)v;
+            break;
         case O_QUIET: o.quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("train", "unknown option");
