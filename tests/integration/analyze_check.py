@@ -506,7 +506,7 @@ def mode_signals(d):
             if re.search(r": \d+ regions, .* Mpix to encode", ln):
                 running = True
                 break
-        time.sleep(0.2)
+        time.sleep(0.05)  # a whole slide takes ~1 s on a quiet machine: signal early
         p.send_signal(getattr(signal, signame))
         try:
             so, se = p.communicate(timeout=60)
