@@ -167,7 +167,13 @@ static void suffix_id(struct batch_item *it)
         while (keep > 0 && ((unsigned char)base[keep] & 0xC0) == 0x80) keep--;
         base[keep] = '\0';
     }
-    snprintf(it->slide_id, sizeof it->slide_id, "%s-%.8s", base, hex);
+    /* base + '-' + 8 hex digits: at most SLIDE_ID_MAX_LEN bytes by the cut above (built by
+     * hand: snprintf's truncation warning cannot see that bound at -O0) */
+    size_t nb = strlen(base), nh = strnlen(hex, 8);
+    memcpy(it->slide_id, base, nb);
+    it->slide_id[nb] = '-';
+    memcpy(it->slide_id + nb + 1, hex, nh);
+    it->slide_id[nb + 1 + nh] = '\0';
 }
 
 static struct batch_list *g_sort_list; /* qsort has no context argument */
