@@ -598,6 +598,8 @@ enum wv_status vmamba_forward(const struct vmamba *m, const struct backend *be, 
         if ((size_t)BAND_PIXELS * s->C > a) a = (size_t)BAND_PIXELS * s->C;
         size_t bb = band_px * s->Dn;
         size_t cc = (size_t)BAND_PIXELS * (s->hidden > 4 * s->C ? s->hidden : 4 * s->C);
+        /* v0 PatchMerging bands are whole output rows: at least one row of 4C-wide pixels */
+        if (v0 && i < 3 && (size_t)ws[i + 1] * 4 * s->C > cc) cc = (size_t)ws[i + 1] * 4 * s->C;
         size_t gl = (size_t)group_images(B, L) * L;
         if (gl > L) { /* group mode: the group's pixels at once */
             if (gl * s->C > a) a = gl * s->C;

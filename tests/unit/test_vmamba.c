@@ -108,6 +108,10 @@ int main(void)
                                .ssm_ratio = 2.0};
     run_model("v0 (z gate, PatchMerging, N=16, ratio 2)", &v0, 2, 37, 45);
     run_model("v0 tiny input (4x5)", &v0, 1, 4, 5);
+    /* regression: the v0 PatchMerging band once assumed at most 4096 output pixels per row; an
+     * input 33,000 px wide makes the first downsample's output rows 4,125 px wide (ASan catches
+     * the overflow this guards against) */
+    run_model("v0 wide input (8x33000)", &v0, 1, 8, 33000);
     struct vmamba_config v2 = {.family = VMAMBA_V2, .dims = {16, 32, 64, 128}, .depths = {1, 2, 1, 1},
                                .d_inner = {32, 64, 128, 256}, .dt_rank = {1, 2, 4, 8}, .d_state = 4,
                                .mlp_hidden = {64, 128, 256, 512}, .conv_bias = 0, .num_classes = 5,
