@@ -30,7 +30,8 @@ struct features {
 void features_options_default(struct features_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->device = "cpu";
+    o->device = "auto";
+    o->compute_dtype = WV_DTYPE_F32;
     o->target_mpp = 0.5;
     o->overlap_px = -1;
     o->dtype = H5STORE_F16;
@@ -91,6 +92,7 @@ enum wv_status features_open(const struct features_options *o, struct features *
     pipeline_options_default(&po);
     po.out_dir = f->work;
     po.device = o->device;
+    po.dtype = o->compute_dtype;
     po.threads = o->threads;
     po.mpp = o->mpp;
     po.region_px = o->region_px;

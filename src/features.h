@@ -14,13 +14,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "device_select.h"
 #include "error.h"
 #include "heatmaps/h5store.h"
 
 struct features_options {
     const char *backbone_path; /* a model file (backbone. tensors) or a backbone checkpoint */
     const char *out_dir;
-    const char *device;        /* "cpu" (default), "auto", "cuda[:N]" */
+    const char *device;        /* "auto" (default: a GPU when present), "cpu", "cuda[:N]" */
+    enum wv_dtype compute_dtype; /* GPU GEMM storage for the backbone (default f32) */
     int threads;               /* ≤ 0: all cores */
     double mpp;                /* level-0 µm/px override, 0 = the slide's */
     double target_mpp;         /* µm/px the backbone sees (default 0.5; a model file's own) */

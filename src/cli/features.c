@@ -31,14 +31,16 @@ static void usage(FILE *out)
             "  --backbone FILE   a model file (model init) or a backbone checkpoint\n"
             "                    (.safetensors/.pth) (required)\n"
             "  -o, --out DIR     output folder, created if missing (required)\n"
-            "  --device D        cpu, cuda, cuda:N or auto (default cpu)\n"
+            "  --device D        auto (default: the GPU when there is one), cpu, cuda, cuda:N\n"
+            "  --dtype T         GPU storage of GEMM weights/operands: f32, bf16, f16\n"
+            "                    (default f32; the CPU always computes fp32)\n"
             "  --threads N       compute threads (default: all cores)\n"
             "  --mpp X           level-0 µm/px for slides whose file lacks it (default: file's)\n"
             "  --region N        region side, px at the target resolution (default: model's,\n"
             "                    10000)\n"
             "  --overlap N       halo, px at the target resolution, multiple of %d\n"
             "                    (default: model's, 256)\n"
-            "  --dtype T         /features storage: f16 or f32 (default f16; CLAM's readers\n"
+            "  --feature-dtype T /features storage: f16 or f32 (default f16; CLAM's readers\n"
             "                    expect f32)\n"
             "  --quiet           no progress output\n"
             "  -h, --help        this text\n\n"
@@ -51,12 +53,13 @@ static void on_signal(int signo) { pipeline_request_stop(signo); }
 
 static int run(int argc, char **argv)
 {
-    enum { O_BACKBONE = 256, O_DEVICE, O_THREADS, O_MPP, O_REGION, O_OVERLAP, O_DTYPE, O_QUIET };
+    enum { O_BACKBONE = 256, O_DEVICE, O_THREADS, O_MPP, O_REGION, O_OVERLAP, O_DTYPE, O_CDTYPE, O_QUIET };
     static const struct option opts[] = {
         {"backbone", required_argument, 0, O_BACKBONE}, {"out", required_argument, 0, 'o'},
         {"device", required_argument, 0, O_DEVICE},     {"threads", required_argument, 0, O_THREADS},
         {"mpp", required_argument, 0, O_MPP},           {"region", required_argument, 0, O_REGION},
-        {"overlap", required_argument, 0, O_OVERLAP},   {"dtype", required_argument, 0, O_DTYPE},
+        {"overlap", required_argument, 0, O_OVERLAP},   {"dtype", required_argument, 0, O_CDTYPE},
+        {"feature-dtype", required_argument, 0, O_DTYPE},
         {"quiet", no_argument, 0, O_QUIET},             {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct features_options o;
@@ -93,7 +96,11 @@ static int run(int argc, char **argv)
         case O_DTYPE:
             if (!strcmp(optarg, "f16")) o.dtype = H5STORE_F16;
             else if (!strcmp(optarg, "f32")) o.dtype = H5STORE_F32;
-            else return cli_usage_error("features", "--dtype %s: expected f16 or f32", optarg);
+            else return cli_usage_error("features", "--feature-dtype %s: expected f16 or f32", optarg);
+            break;
+        case O_CDTYPE:
+            if (wv_dtype_parse(optarg, &o.compute_dtype))
+                return cli_usage_error("features", "--dtype: %s", error_msg());
             break;
         case O_QUIET: o.quiet = 1; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "src/device_select.h"
 #include "src/error.h"
 #include "src/train.h"
 
@@ -50,6 +51,8 @@ static void usage(FILE *out)
             "                        deterministic for a seed and thread count\n"
             "  --device D            auto (default: the GPU when there is one), cpu, cuda,\n"
             "                        cuda:N: where the head's forward and backward run\n"
+            "  --dtype f32           compute dtype; training is fp32 on CPU and GPU (bf16/f16\n"
+            "                        are refused)\n"
             "  --cache-mb N          memory for cached slide features, MiB (default 1024);\n"
             "                        features are read from the .h5 files as needed\n"
             "  --resume              continue from MODEL.ckpt (same options and data)\n"
@@ -62,7 +65,7 @@ static int run(int argc, char **argv)
 {
     enum { O_FEAT = 256, O_LABELS, O_BB, O_ANN, O_EPOCHS, O_LR, O_WD, O_SEED, O_VAL, O_PAT,
            O_WARM, O_CLIP, O_CW, O_DH, O_NH, O_DS, O_THREADS, O_RESUME, O_QUIET, O_DEVICE,
-           O_CACHE };
+           O_CACHE, O_DTYPE };
     static const struct option opts[] = {
         {"features", required_argument, 0, O_FEAT}, {"labels", required_argument, 0, O_LABELS},
         {"out", required_argument, 0, 'o'},          {"backbone-model", required_argument, 0, O_BB},
@@ -75,6 +78,7 @@ static int run(int argc, char **argv)
         {"d-state", required_argument, 0, O_DS},     {"threads", required_argument, 0, O_THREADS},
         {"resume", no_argument, 0, O_RESUME},        {"quiet", no_argument, 0, O_QUIET},
         {"device", required_argument, 0, O_DEVICE},  {"cache-mb", required_argument, 0, O_CACHE},
+        {"dtype", required_argument, 0, O_DTYPE},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     struct train_options o;
     train_options_default(&o);
@@ -117,6 +121,15 @@ static int run(int argc, char **argv)
         case O_THREADS: L("--threads", 1, 1024, o.threads); break;
         case O_RESUME: o.resume = 1; break;
         case O_DEVICE: o.device = optarg; break;
+        case O_DTYPE: {
+            /* The head is small and its gradients are checked against float64 (docs/training.md):
+             * training computes in fp32 on either device; bf16/f16 are refused, not ignored. */
+            enum wv_dtype dt;
+            if (wv_dtype_parse(optarg, &dt)) return cli_usage_error("train", "--dtype: %s", error_msg());
+            if (dt != WV_DTYPE_F32)
+                return cli_usage_error("train", "--dtype %s: training computes in f32 only", optarg);
+            break;
+        }
         case O_CACHE:
             if (cli_parse_long("train", "--cache-mb", optarg, 0, 1L << 30, &v)) return CLI_EXIT_USAGE;
             o.cache_mb = (size_t)v;
