@@ -7,59 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/strbuf.h"
 #include "src/util.h"
 
-/* A growing string buffer; a failed append sets oom and later appends do nothing. */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void sb_append(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = 1;
-        return;
-    }
-    sb_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* Attribute value with &, <, >, " escaped. */
-static void sb_attr(struct sbuf *b, const char *s)
+static void sb_attr(struct strbuf *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '&': sb_append(b, "&amp;", 5); break;
-        case '<': sb_append(b, "&lt;", 4); break;
-        case '>': sb_append(b, "&gt;", 4); break;
-        case '"': sb_append(b, "&quot;", 6); break;
-        default: sb_append(b, s, 1);
+        case '&': strbuf_append(b, "&amp;", 5); break;
+        case '<': strbuf_append(b, "&lt;", 4); break;
+        case '>': strbuf_append(b, "&gt;", 4); break;
+        case '"': strbuf_append(b, "&quot;", 6); break;
+        default: strbuf_append(b, s, 1);
         }
     }
 }
@@ -90,38 +50,38 @@ enum wv_status asap_xml_format(const struct asap_polygon *polys, int n_polys,
             if (!isfinite(polys[i].xy[k]))
                 return error_set(WV_EINVAL, "annotation %d: vertex %d is not finite", i, k / 2);
     }
-    struct sbuf b = {0};
-    sb_printf(&b, "<?xml version=\"1.0\"?>\n<ASAP_Annotations>\n\t<Annotations>\n");
+    struct strbuf b = {0};
+    strbuf_printf(&b, "<?xml version=\"1.0\"?>\n<ASAP_Annotations>\n\t<Annotations>\n");
     for (int i = 0; i < n_polys; i++) {
         const struct asap_polygon *p = &polys[i];
         char name[32];
         snprintf(name, sizeof name, "Annotation %d", i);
-        sb_printf(&b, "\t\t<Annotation Name=\"");
+        strbuf_printf(&b, "\t\t<Annotation Name=\"");
         sb_attr(&b, p->name ? p->name : name);
-        sb_printf(&b, "\" Type=\"");
+        strbuf_printf(&b, "\" Type=\"");
         sb_attr(&b, p->type ? p->type : "Polygon");
-        sb_printf(&b, "\" PartOfGroup=\"");
+        strbuf_printf(&b, "\" PartOfGroup=\"");
         sb_attr(&b, p->group ? p->group : "None");
-        sb_printf(&b, "\" Color=\"");
+        strbuf_printf(&b, "\" Color=\"");
         sb_attr(&b, p->color ? p->color : "#F4FA58");
-        sb_printf(&b, "\">\n\t\t\t<Coordinates>\n");
+        strbuf_printf(&b, "\">\n\t\t\t<Coordinates>\n");
         for (int k = 0; k < p->n_vertices; k++) {
             char xs[64], ys[64];
             fmt_coord(xs, sizeof xs, p->xy[2 * k]);
             fmt_coord(ys, sizeof ys, p->xy[2 * k + 1]);
-            sb_printf(&b, "\t\t\t\t<Coordinate Order=\"%d\" X=\"%s\" Y=\"%s\" />\n", k, xs, ys);
+            strbuf_printf(&b, "\t\t\t\t<Coordinate Order=\"%d\" X=\"%s\" Y=\"%s\" />\n", k, xs, ys);
         }
-        sb_printf(&b, "\t\t\t</Coordinates>\n\t\t</Annotation>\n");
+        strbuf_printf(&b, "\t\t\t</Coordinates>\n\t\t</Annotation>\n");
     }
-    sb_printf(&b, "\t</Annotations>\n\t<AnnotationGroups>\n");
+    strbuf_printf(&b, "\t</Annotations>\n\t<AnnotationGroups>\n");
     for (int g = 0; g < n_groups; g++) {
-        sb_printf(&b, "\t\t<Group Name=\"");
+        strbuf_printf(&b, "\t\t<Group Name=\"");
         sb_attr(&b, groups[g].name);
-        sb_printf(&b, "\" PartOfGroup=\"None\" Color=\"");
+        strbuf_printf(&b, "\" PartOfGroup=\"None\" Color=\"");
         sb_attr(&b, groups[g].color ? groups[g].color : "#FF0000");
-        sb_printf(&b, "\">\n\t\t\t<Attributes />\n\t\t</Group>\n");
+        strbuf_printf(&b, "\">\n\t\t\t<Attributes />\n\t\t</Group>\n");
     }
-    sb_printf(&b, "\t</AnnotationGroups>\n</ASAP_Annotations>\n");
+    strbuf_printf(&b, "\t</AnnotationGroups>\n</ASAP_Annotations>\n");
     if (b.oom) {
         free(b.p);
         return error_set(WV_ENOMEM, "out of memory formatting ASAP XML");

@@ -17,6 +17,7 @@
 #include "heatmaps/h5store.h"
 #include "heatmaps/plots.h"
 #include "report_private.h"
+#include "strbuf.h"
 #include "util.h"
 #include "version.h"
 
@@ -25,72 +26,22 @@
 /* Slides shown per thumbnail group (highest, lowest, misclassified). */
 #define THUMB_PER_GROUP 4
 
-/* ---- a growing text buffer ------------------------------------------------------------------- */
+/* ---- text helpers over struct strbuf (src/strbuf.h) ---------------------------------------- */
 
-struct buf {
-    char *p;
-    size_t n, cap;
-    int oom;
-};
-
-static void bput(struct buf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(struct buf *b, const char *fmt, ...)
-{
-    char tmp[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof tmp) {
-        bput(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    bput(b, big, (size_t)n);
-    free(big);
-}
-
-static void besc(struct buf *b, const char *s) /* HTML-escaped text */
+static void besc(struct strbuf *b, const char *s) /* HTML-escaped text */
 {
     for (; s && *s; s++) {
         switch (*s) {
-        case '<': bput(b, "&lt;", 4); break;
-        case '>': bput(b, "&gt;", 4); break;
-        case '&': bput(b, "&amp;", 5); break;
-        case '"': bput(b, "&quot;", 6); break;
-        default: bput(b, s, 1);
+        case '<': strbuf_append(b, "&lt;", 4); break;
+        case '>': strbuf_append(b, "&gt;", 4); break;
+        case '&': strbuf_append(b, "&amp;", 5); break;
+        case '"': strbuf_append(b, "&quot;", 6); break;
+        default: strbuf_append(b, s, 1);
         }
     }
 }
 
-static void bbase64(struct buf *b, const uint8_t *d, size_t n)
+static void bbase64(struct strbuf *b, const uint8_t *d, size_t n)
 {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char q[4];
@@ -101,32 +52,32 @@ static void bbase64(struct buf *b, const uint8_t *d, size_t n)
         q[1] = t[v >> 12 & 63];
         q[2] = i + 1 < n ? t[v >> 6 & 63] : '=';
         q[3] = i + 2 < n ? t[v & 63] : '=';
-        bput(b, q, 4);
+        strbuf_append(b, q, 4);
     }
 }
 
-static enum wv_status write_buf(struct buf *b, const char *dir, const char *name)
+static enum wv_status write_buf(struct strbuf *b, const char *dir, const char *name)
 {
     if (b->oom) return error_set(WV_ENOMEM, "out of memory writing %s", name);
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    return util_write_file_atomic(path, b->p ? b->p : "", b->n);
+    return util_write_file_atomic(path, b->p ? b->p : "", b->len);
 }
 
 /* CSV field: quoted when it holds a comma, quote or newline. */
-static void bcsv(struct buf *b, const char *s)
+static void bcsv(struct strbuf *b, const char *s)
 {
     if (!s) return;
     if (!strpbrk(s, ",\"\n\r")) {
-        bput(b, s, strlen(s));
+        strbuf_append(b, s, strlen(s));
         return;
     }
-    bput(b, "\"", 1);
+    strbuf_append(b, "\"", 1);
     for (; *s; s++) {
-        if (*s == '"') bput(b, "\"", 1);
-        bput(b, s, 1);
+        if (*s == '"') strbuf_append(b, "\"", 1);
+        strbuf_append(b, s, 1);
     }
-    bput(b, "\"", 1);
+    strbuf_append(b, "\"", 1);
 }
 
 /* ---- metrics.json --------------------------------------------------------------------------- */
@@ -277,9 +228,9 @@ static enum wv_status write_json(const struct ev_ctx *c)
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return error_set(WV_ENOMEM, "out of memory formatting metrics.json");
-    struct buf b = {0};
-    bput(&b, text, strlen(text));
-    bput(&b, "\n", 1);
+    struct strbuf b = {0};
+    strbuf_append(&b, text, strlen(text));
+    strbuf_append(&b, "\n", 1);
     free(text);
     enum wv_status st = write_buf(&b, o->out_dir, "metrics.json");
     free(b.p);
@@ -299,30 +250,30 @@ static const char *num_text(double v, char out[32])
 static enum wv_status write_csv(const struct ev_ctx *c)
 {
     char nb[32];
-    struct buf b = {0};
-    bprintf(&b, "slide,class,label,score,called_tumor,correct,froc_set,froc_tumor,ground_truth,"
+    struct strbuf b = {0};
+    strbuf_printf(&b, "slide,class,label,score,called_tumor,correct,froc_set,froc_tumor,ground_truth,"
                 "mpp_used,n_detections,n_lesions,n_itc,n_lesions_hit,n_fp,n_itc_hits,"
                 "n_duplicates,n_outside,n_last_strip,note\n");
     for (int i = 0; i < c->n; i++) {
         const struct ev_slide *s = &c->slides[i];
         int called = s->score >= c->o->threshold;
         bcsv(&b, s->name);
-        bput(&b, ",", 1);
+        strbuf_append(&b, ",", 1);
         bcsv(&b, s->ref_class);
-        bprintf(&b, ",%d,%s,%d,%d,%d,", s->label, num_text(s->score, nb), called, called == s->label,
+        strbuf_printf(&b, ",%d,%s,%d,%d,%d,", s->label, num_text(s->score, nb), called, called == s->label,
                 s->in_froc);
         if (s->in_froc) {
-            bprintf(&b, "%d,%s,", s->froc_tumor, s->gt_source);
+            strbuf_printf(&b, "%d,%s,", s->froc_tumor, s->gt_source);
             if (isfinite(s->froc_mpp))
-                bprintf(&b, "%.6g", s->froc_mpp);
-            bprintf(&b, ",%zu,%d,%d,%zu,%zu,%zu,%zu,%zu,%zu,", s->n_det, s->n_lesions, s->n_itc,
+                strbuf_printf(&b, "%.6g", s->froc_mpp);
+            strbuf_printf(&b, ",%zu,%d,%d,%zu,%zu,%zu,%zu,%zu,%zu,", s->n_det, s->n_lesions, s->n_itc,
                     s->fr.n_tp_hits, s->fr.n_fp, s->fr.n_itc_hits, s->fr.n_dup, s->fr.n_outside,
                     s->fr.n_edge);
         } else {
-            bprintf(&b, ",,,,,,,,,,,,");
+            strbuf_printf(&b, ",,,,,,,,,,,,");
         }
         bcsv(&b, s->note);
-        bput(&b, "\n", 1);
+        strbuf_append(&b, "\n", 1);
     }
     enum wv_status st = write_buf(&b, c->o->out_dir, "per_slide.csv");
     free(b.p);
@@ -401,7 +352,7 @@ static enum wv_status write_plots(const struct ev_ctx *c)
 
 /* ---- HTML ------------------------------------------------------------------------------------ */
 
-static void embed_png_file(struct buf *b, const struct ev_ctx *c, const char *name, const char *alt)
+static void embed_png_file(struct strbuf *b, const struct ev_ctx *c, const char *name, const char *alt)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", c->o->out_dir, name);
@@ -409,19 +360,19 @@ static void embed_png_file(struct buf *b, const struct ev_ctx *c, const char *na
     size_t n;
     if (util_read_file(path, (size_t)64 << 20, &d, &n)) {
         error_clear();
-        bprintf(b, "<p>(%s missing)</p>", name);
+        strbuf_printf(b, "<p>(%s missing)</p>", name);
         return;
     }
-    bprintf(b, "<img alt=\"%s\" src=\"data:image/png;base64,", alt);
+    strbuf_printf(b, "<img alt=\"%s\" src=\"data:image/png;base64,", alt);
     bbase64(b, d, n);
-    bput(b, "\">", 2);
+    strbuf_append(b, "\">", 2);
     free(d);
 }
 
 static cairo_status_t png_sink(void *ctx, const unsigned char *data, unsigned int len)
 {
-    struct buf *b = ctx;
-    bput(b, (const char *)data, len);
+    struct strbuf *b = ctx;
+    strbuf_append(b, (const char *)data, len);
     return b->oom ? CAIRO_STATUS_NO_MEMORY : CAIRO_STATUS_SUCCESS;
 }
 
@@ -435,7 +386,7 @@ static void ramp(float p, double rgb[3])
 }
 
 /* A heatmap thumbnail as an <img>, or a short note why there is none. */
-static void thumbnail(struct buf *b, const struct ev_ctx *c, const struct ev_slide *s)
+static void thumbnail(struct strbuf *b, const struct ev_ctx *c, const struct ev_slide *s)
 {
     char path[4096] = "";
     if (s->h5_path)
@@ -455,7 +406,7 @@ static void thumbnail(struct buf *b, const struct ev_ctx *c, const struct ev_sli
         !(hm = malloc((size_t)info.rows * info.cols * sizeof *hm)) ||
         h5store_read_heatmap(h, hm)) {
         error_clear();
-        bprintf(b, "<div class=\"nothumb\">no heatmap</div>");
+        strbuf_printf(b, "<div class=\"nothumb\">no heatmap</div>");
         h5store_close(h);
         free(hm);
         return;
@@ -467,7 +418,7 @@ static void thumbnail(struct buf *b, const struct ev_ctx *c, const struct ev_sli
     if (cairo_surface_status(sf)) {
         cairo_surface_destroy(sf);
         free(hm);
-        bprintf(b, "<div class=\"nothumb\">no heatmap</div>");
+        strbuf_printf(b, "<div class=\"nothumb\">no heatmap</div>");
         return;
     }
     cairo_surface_flush(sf);
@@ -486,18 +437,18 @@ static void thumbnail(struct buf *b, const struct ev_ctx *c, const struct ev_sli
                  (uint32_t)(rgb[2] * 255);
         }
     cairo_surface_mark_dirty(sf);
-    struct buf png = {0};
+    struct strbuf png = {0};
     cairo_status_t cs = cairo_surface_write_to_png_stream(sf, png_sink, &png);
     cairo_surface_destroy(sf);
     free(hm);
     if (cs || png.oom) {
         free(png.p);
-        bprintf(b, "<div class=\"nothumb\">no heatmap</div>");
+        strbuf_printf(b, "<div class=\"nothumb\">no heatmap</div>");
         return;
     }
-    bprintf(b, "<img alt=\"heatmap %s\" src=\"data:image/png;base64,", s->name);
-    bbase64(b, (const uint8_t *)png.p, png.n);
-    bput(b, "\">", 2);
+    strbuf_printf(b, "<img alt=\"heatmap %s\" src=\"data:image/png;base64,", s->name);
+    bbase64(b, (const uint8_t *)png.p, png.len);
+    strbuf_append(b, "\">", 2);
     free(png.p);
 }
 
@@ -508,21 +459,21 @@ static int cmp_score_desc(const void *a, const void *b, void *ctx)
     return p > q ? -1 : p < q;
 }
 
-static void thumb_group(struct buf *b, const struct ev_ctx *c, const char *title, const int *idx,
+static void thumb_group(struct strbuf *b, const struct ev_ctx *c, const char *title, const int *idx,
                         int n)
 {
-    bprintf(b, "<h3>%s</h3><div class=\"thumbs\">", title);
-    if (!n) bprintf(b, "<p>none</p>");
+    strbuf_printf(b, "<h3>%s</h3><div class=\"thumbs\">", title);
+    if (!n) strbuf_printf(b, "<p>none</p>");
     for (int i = 0; i < n; i++) {
         const struct ev_slide *s = &c->slides[idx[i]];
-        bprintf(b, "<figure>");
+        strbuf_printf(b, "<figure>");
         thumbnail(b, c, s);
-        bprintf(b, "<figcaption>");
+        strbuf_printf(b, "<figcaption>");
         besc(b, s->name);
-        bprintf(b, " (%s) score %.4f</figcaption></figure>", s->label ? "tumour" : "normal",
+        strbuf_printf(b, " (%s) score %.4f</figcaption></figure>", s->label ? "tumour" : "normal",
                 s->score);
     }
-    bprintf(b, "</div>");
+    strbuf_printf(b, "</div>");
 }
 
 static void fmt_ci(char *out, size_t n, double lo, double hi)
@@ -536,12 +487,12 @@ static void fmt_ci(char *out, size_t n, double lo, double hi)
 static enum wv_status write_html(const struct ev_ctx *c)
 {
     const struct report_opts *o = c->o;
-    struct buf b = {0};
+    struct strbuf b = {0};
     char when[32], ci[64], bci[64];
     iso_time(when, sizeof when);
     int nt = 0;
     for (int i = 0; i < c->n; i++) nt += c->slides[i].label;
-    bprintf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    strbuf_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 "<title>wsi-vmamba evaluation</title><style>"
                 "body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}"
                 "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
@@ -551,61 +502,61 @@ static enum wv_status write_html(const struct ev_ctx *c)
                 "dashed #aaa;color:#888;display:flex;align-items:center;justify-content:center}"
                 ".big{font-size:20px}.warn{color:#a15c00}img{max-width:100%%}"
                 "</style></head><body>\n<h1>wsi-vmamba evaluation report</h1>\n");
-    bprintf(&b, "<p>CAMELYON16 protocol (docs/evaluation.md). %d slides (%d tumour, %d normal). "
+    strbuf_printf(&b, "<p>CAMELYON16 protocol (docs/evaluation.md). %d slides (%d tumour, %d normal). "
                 "Generated %s by wsi-vmamba %s.</p>\n", c->n, nt, c->n - nt, when,
             WV_VERSION_STRING);
     /* headline */
-    bprintf(&b, "<h2>Summary</h2><table>");
+    strbuf_printf(&b, "<h2>Summary</h2><table>");
     fmt_ci(ci, sizeof ci, c->auc_lo, c->auc_hi);
     fmt_ci(bci, sizeof bci, c->boot_lo, c->boot_hi);
     if (c->have_auc)
-        bprintf(&b, "<tr><th>Slide AUC</th><td class=\"big\">%.4f</td><td class=\"l\">95%% CI "
+        strbuf_printf(&b, "<tr><th>Slide AUC</th><td class=\"big\">%.4f</td><td class=\"l\">95%% CI "
                     "%s (DeLong)%s%s%s</td></tr>", c->auc, ci, o->bootstrap ? "; " : "",
                 o->bootstrap ? bci : "", o->bootstrap ? " (bootstrap)" : "");
     else {
-        bprintf(&b, "<tr><th>Slide AUC</th><td class=\"big\">n/a</td><td class=\"l\">");
+        strbuf_printf(&b, "<tr><th>Slide AUC</th><td class=\"big\">n/a</td><td class=\"l\">");
         besc(&b, c->auc_note);
-        bprintf(&b, "</td></tr>");
+        strbuf_printf(&b, "</td></tr>");
     }
     if (c->have_froc) {
         fmt_ci(bci, sizeof bci, c->froc_boot_lo, c->froc_boot_hi);
-        bprintf(&b, "<tr><th>FROC score</th><td class=\"big\">%.4f</td><td class=\"l\">mean "
+        strbuf_printf(&b, "<tr><th>FROC score</th><td class=\"big\">%.4f</td><td class=\"l\">mean "
                     "sensitivity at 1/4, 1/2, 1, 2, 4, 8 FP/slide (%s%s); %d slides, %d lesions, "
                     "%d ITC excluded%s%s</td></tr>", c->curve.score, mode_name(o->froc_mode),
                 o->official_quirks ? ", official quirks" : "", c->n_froc_slides, c->n_lesions,
                 c->n_itc, o->bootstrap ? "; 95% CI " : "", o->bootstrap ? bci : "");
     } else {
-        bprintf(&b, "<tr><th>FROC score</th><td class=\"big\">n/a</td><td class=\"l\">");
+        strbuf_printf(&b, "<tr><th>FROC score</th><td class=\"big\">n/a</td><td class=\"l\">");
         besc(&b, c->froc_note);
-        bprintf(&b, "</td></tr>");
+        strbuf_printf(&b, "</td></tr>");
     }
-    bprintf(&b, "</table>\n");
+    strbuf_printf(&b, "</table>\n");
     /* operating points */
-    bprintf(&b, "<h2>Operating points</h2><table><tr><th>point</th><th>threshold</th>"
+    strbuf_printf(&b, "<h2>Operating points</h2><table><tr><th>point</th><th>threshold</th>"
                 "<th>sensitivity</th><th>specificity</th><th>TP</th><th>FP</th><th>TN</th>"
                 "<th>FN</th></tr>");
     const struct metrics_confusion *pts[2] = {c->have_auc ? &c->youden : NULL, &c->at_thr};
     const char *pn[2] = {"Youden", "given threshold"};
     for (int i = 0; i < 2; i++) {
         if (!pts[i]) continue;
-        bprintf(&b, "<tr><td class=\"l\">%s</td><td>%.4g</td><td>%.4f</td><td>%.4f</td><td>%zu"
+        strbuf_printf(&b, "<tr><td class=\"l\">%s</td><td>%.4g</td><td>%.4f</td><td>%.4f</td><td>%zu"
                     "</td><td>%zu</td><td>%zu</td><td>%zu</td></tr>", pn[i], pts[i]->threshold,
                 pts[i]->sensitivity, pts[i]->specificity, pts[i]->tp, pts[i]->fp, pts[i]->tn,
                 pts[i]->fn);
     }
-    bprintf(&b, "</table>\n");
+    strbuf_printf(&b, "</table>\n");
     if (c->have_froc) {
-        bprintf(&b, "<h3>FROC sensitivities</h3><table><tr><th>FP/slide</th>");
-        for (int i = 0; i < FROC_N_RATES; i++) bprintf(&b, "<th>%g</th>", froc_rates[i]);
-        bprintf(&b, "</tr><tr><td class=\"l\">sensitivity</td>");
-        for (int i = 0; i < FROC_N_RATES; i++) bprintf(&b, "<td>%.4f</td>", c->curve.sens_at[i]);
-        bprintf(&b, "</tr></table>\n");
+        strbuf_printf(&b, "<h3>FROC sensitivities</h3><table><tr><th>FP/slide</th>");
+        for (int i = 0; i < FROC_N_RATES; i++) strbuf_printf(&b, "<th>%g</th>", froc_rates[i]);
+        strbuf_printf(&b, "</tr><tr><td class=\"l\">sensitivity</td>");
+        for (int i = 0; i < FROC_N_RATES; i++) strbuf_printf(&b, "<td>%.4f</td>", c->curve.sens_at[i]);
+        strbuf_printf(&b, "</tr></table>\n");
     }
     /* plots */
-    bprintf(&b, "<h2>Curves</h2><div class=\"thumbs\">");
+    strbuf_printf(&b, "<h2>Curves</h2><div class=\"thumbs\">");
     embed_png_file(&b, c, "roc.png", "ROC curve");
     embed_png_file(&b, c, "froc.png", "FROC curve");
-    bprintf(&b, "</div>\n");
+    strbuf_printf(&b, "</div>\n");
     /* thumbnails */
     int *idx = malloc((size_t)c->n * sizeof *idx), *mis = malloc((size_t)c->n * sizeof *mis);
     if (idx && mis) {
@@ -619,7 +570,7 @@ static enum wv_status write_html(const struct ev_ctx *c)
         int k = c->n < THUMB_PER_GROUP ? c->n : THUMB_PER_GROUP;
         int low[THUMB_PER_GROUP];
         for (int i = 0; i < k; i++) low[i] = idx[c->n - 1 - i];
-        bprintf(&b, "<h2>Heatmaps</h2><p>Tumour probability per cell (blue 0, yellow 0.5, red 1; "
+        strbuf_printf(&b, "<h2>Heatmaps</h2><p>Tumour probability per cell (blue 0, yellow 0.5, red 1; "
                     "grey off tissue), from each slide's .h5 result file where one is found.</p>");
         thumb_group(&b, c, "Highest-scoring slides", idx, k);
         thumb_group(&b, c, "Lowest-scoring slides", low, k);
@@ -630,46 +581,46 @@ static enum wv_status write_html(const struct ev_ctx *c)
     free(idx);
     free(mis);
     /* per-slide table */
-    bprintf(&b, "<h2>Per slide</h2><p>Also in per_slide.csv. Rows shaded: misclassified at "
+    strbuf_printf(&b, "<h2>Per slide</h2><p>Also in per_slide.csv. Rows shaded: misclassified at "
                 "threshold %.4g.</p><table><tr><th>slide</th><th>class</th><th>score</th>"
                 "<th>called</th><th>FROC</th><th>lesions</th><th>ITC</th><th>hit</th>"
                 "<th>FP</th><th>detections</th><th>note</th></tr>", o->threshold);
     for (int i = 0; i < c->n; i++) {
         const struct ev_slide *s = &c->slides[i];
         int called = s->score >= o->threshold;
-        bprintf(&b, "<tr%s><td class=\"l\">", called != s->label ? " class=\"miss\"" : "");
+        strbuf_printf(&b, "<tr%s><td class=\"l\">", called != s->label ? " class=\"miss\"" : "");
         besc(&b, s->name);
-        bprintf(&b, "</td><td class=\"l\">");
+        strbuf_printf(&b, "</td><td class=\"l\">");
         besc(&b, s->ref_class);
-        bprintf(&b, "</td><td>%.4f</td><td>%s</td>", s->score, called ? "tumour" : "normal");
+        strbuf_printf(&b, "</td><td>%.4f</td><td>%s</td>", s->score, called ? "tumour" : "normal");
         if (s->in_froc)
-            bprintf(&b, "<td>%s</td><td>%d</td><td>%d</td><td>%zu</td><td>%zu</td><td>%zu</td>",
+            strbuf_printf(&b, "<td>%s</td><td>%d</td><td>%d</td><td>%zu</td><td>%zu</td><td>%zu</td>",
                     s->froc_tumor ? "tumour" : "normal", s->n_lesions, s->n_itc, s->fr.n_tp_hits,
                     s->fr.n_fp, s->n_det);
         else
-            bprintf(&b, "<td>-</td><td></td><td></td><td></td><td></td><td></td>");
-        bprintf(&b, "<td class=\"l\">");
+            strbuf_printf(&b, "<td>-</td><td></td><td></td><td></td><td></td><td></td>");
+        strbuf_printf(&b, "<td class=\"l\">");
         besc(&b, s->note);
-        bprintf(&b, "</td></tr>\n");
+        strbuf_printf(&b, "</td></tr>\n");
     }
-    bprintf(&b, "</table>\n");
+    strbuf_printf(&b, "</table>\n");
     /* warnings and provenance */
     if (c->warn.n) {
-        bprintf(&b, "<h2>Warnings</h2><ul class=\"warn\">");
+        strbuf_printf(&b, "<h2>Warnings</h2><ul class=\"warn\">");
         for (int i = 0; i < c->warn.n; i++) {
-            bprintf(&b, "<li>");
+            strbuf_printf(&b, "<li>");
             besc(&b, c->warn.msg[i]);
-            bprintf(&b, "</li>");
+            strbuf_printf(&b, "</li>");
         }
-        bprintf(&b, "</ul>\n");
+        strbuf_printf(&b, "</ul>\n");
     }
     cJSON *prov = provenance_json(c);
     char *pt = cJSON_Print(prov);
     cJSON_Delete(prov);
-    bprintf(&b, "<h2>Provenance</h2><pre>");
+    strbuf_printf(&b, "<h2>Provenance</h2><pre>");
     besc(&b, pt ? pt : "");
     free(pt);
-    bprintf(&b, "</pre>\n<p>Rules: the official CAMELYON16 evaluation (mask level 5, 75 µm "
+    strbuf_printf(&b, "</pre>\n<p>Rules: the official CAMELYON16 evaluation (mask level 5, 75 µm "
                 "dilation by exact EDT, hole filling, 8-connected lesions, ITC exclusion by major "
                 "axis &lt; 275 µm, FROC = mean sensitivity at 1/4..8 FP/slide); every choice "
                 "beyond the official code is listed in docs/evaluation.md.</p></body></html>\n");
