@@ -365,9 +365,11 @@ def mode_isolation():
     print(r.stdout, r.stderr[-2000:])
     check(r.returncode == 1, "faults: exit 1")
     rs = {x[0]: x for x in rows(out)}
-    # ASan catches the SIGSEGV itself, prints its report and exits 1
-    crash_why = "worker exited with status 1" if asan else "worker crashed: Segmentation fault"
-    check(rs[ids[0]][3] == "failed" and crash_why in (rs[ids[0]][4] or ""),
+    # ASan catches the SIGSEGV itself, prints its report and exits 1 — or aborts (SIGABRT) when
+    # ASAN_OPTIONS has abort_on_error=1, as CI sets it
+    crash_whys = (("worker exited with status 1", "worker crashed: Aborted") if asan
+                  else ("worker crashed: Segmentation fault",))
+    check(rs[ids[0]][3] == "failed" and any(w in (rs[ids[0]][4] or "") for w in crash_whys),
           f"crash recorded ({rs[ids[0]][4]})")
     check(rs[ids[1]][3] == "failed" and "timed out after 6 s" in (rs[ids[1]][4] or ""),
           f"timeout recorded ({rs[ids[1]][4]})")
