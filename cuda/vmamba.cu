@@ -94,34 +94,6 @@ struct uploader {
 };
 } // namespace
 
-/* Find a tensor as src/vmamba.c's tget does (a 2-D Linear weight may be stored (out, in, 1, 1)). */
-static const float *tget(const struct weights *w, const char *prefix, int ndim, int64_t s0,
-                         int64_t s1, int64_t s2, int64_t s3, const char *fmt, ...)
-    __attribute__((format(printf, 8, 9)));
-static const float *tget(const struct weights *w, const char *prefix, int ndim, int64_t s0,
-                         int64_t s1, int64_t s2, int64_t s3, const char *fmt, ...)
-{
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    int64_t shape[4] = {s0, s1, s2, s3};
-    const struct weight_tensor *t = vmamba_tensor(w, prefix, name, ndim, shape);
-    if (!t && ndim == 2) {
-        enum wv_status code = error_code();
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", error_msg());
-        error_clear();
-        int64_t s4[4] = {s0, s1, 1, 1};
-        t = vmamba_tensor(w, prefix, name, 4, s4);
-        if (!t) {
-            error_clear();
-            error_set(code ? code : WV_ENOTFOUND, "%s", msg);
-        }
-    }
-    return t ? t->data : NULL;
-}
 
 #define NEED(dst, n, kind, expr)                                                             \
     do {                                                                                     \
@@ -141,9 +113,9 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
         if (!t) return error_code();
         m->in_chans = (int)t->shape[1];
         up.add((void **)&m->pe0_w, t->data, (size_t)t->numel, K_F32);
-        NEED(m->pe0_b, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.0.bias"));
-        NEED(m->pe2_w, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.weight"));
-        NEED(m->pe2_b, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.bias"));
+        NEED(m->pe0_b, C0, K_F32, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.0.bias"));
+        NEED(m->pe2_w, C0, K_F32, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.weight"));
+        NEED(m->pe2_b, C0, K_F32, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.bias"));
     } else {
         const int64_t shp[4] = {-1, -1, 3, 3};
         const struct weight_tensor *t = vmamba_tensor(w, prefix, "patch_embed.0.weight", 4, shp);
@@ -151,14 +123,14 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
         int Cm = m->stem_mid = (int)t->shape[0];
         m->in_chans = (int)t->shape[1];
         up.add((void **)&m->pe0_w, t->data, (size_t)t->numel, K_F32);
-        NEED(m->pe0_b, Cm, K_F32, tget(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.0.bias"));
-        NEED(m->pe2_w, Cm, K_F32, tget(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.weight"));
-        NEED(m->pe2_b, Cm, K_F32, tget(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.bias"));
+        NEED(m->pe0_b, Cm, K_F32, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.0.bias"));
+        NEED(m->pe2_w, Cm, K_F32, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.weight"));
+        NEED(m->pe2_b, Cm, K_F32, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.bias"));
         NEED(m->pe5_w, (size_t)C0 * Cm * 9, K_F32,
-             tget(w, prefix, 4, C0, Cm, 3, 3, "patch_embed.5.weight"));
-        NEED(m->pe5_b, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.5.bias"));
-        NEED(m->pe7_w, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.weight"));
-        NEED(m->pe7_b, C0, K_F32, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.bias"));
+             vmamba_tensor_f32(w, prefix, 4, C0, Cm, 3, 3, "patch_embed.5.weight"));
+        NEED(m->pe5_b, C0, K_F32, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.5.bias"));
+        NEED(m->pe7_w, C0, K_F32, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.weight"));
+        NEED(m->pe7_b, C0, K_F32, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.bias"));
     }
     for (int i = 0; i < VMAMBA_STAGES; i++) {
         gstage &s = m->st[i];
@@ -167,7 +139,7 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
         s.blocks.assign(s.depth, gblock{});
         for (int j = 0; j < s.depth; j++) {
             gblock &bk = s.blocks[j];
-#define BT(nd, a, b, c, d, nm) tget(w, prefix, nd, a, b, c, d, "layers.%d.blocks.%d." nm, i, j)
+#define BT(nd, a, b, c, d, nm) vmamba_tensor_f32(w, prefix, nd, a, b, c, d, "layers.%d.blocks.%d." nm, i, j)
             NEED(bk.norm_w, C, K_F32, BT(1, C, 0, 0, 0, "norm.weight"));
             NEED(bk.norm_b, C, K_F32, BT(1, C, 0, 0, 0, "norm.bias"));
             int rows = v0 ? 2 * Dn : Dn;
@@ -196,24 +168,24 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
         if (i < VMAMBA_STAGES - 1) {
             int C2 = cfg->dims[i + 1];
             if (v0) {
-                NEED(s.ds_nw, 4 * C, K_F32, tget(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.weight", i));
-                NEED(s.ds_nb, 4 * C, K_F32, tget(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.bias", i));
+                NEED(s.ds_nw, 4 * C, K_F32, vmamba_tensor_f32(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.weight", i));
+                NEED(s.ds_nb, 4 * C, K_F32, vmamba_tensor_f32(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.bias", i));
                 NEED(s.ds_red, (size_t)C2 * 4 * C, K_DT,
-                     tget(w, prefix, 2, C2, 4 * C, 0, 0, "layers.%d.downsample.reduction.weight", i));
+                     vmamba_tensor_f32(w, prefix, 2, C2, 4 * C, 0, 0, "layers.%d.downsample.reduction.weight", i));
             } else {
-                NEED(s.ds_w, (size_t)C2 * C * 9, K_F32, tget(w, prefix, 4, C2, C, 3, 3, "layers.%d.downsample.1.weight", i));
-                NEED(s.ds_b, C2, K_F32, tget(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.1.bias", i));
-                NEED(s.ds_nw, C2, K_F32, tget(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.weight", i));
-                NEED(s.ds_nb, C2, K_F32, tget(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.bias", i));
+                NEED(s.ds_w, (size_t)C2 * C * 9, K_F32, vmamba_tensor_f32(w, prefix, 4, C2, C, 3, 3, "layers.%d.downsample.1.weight", i));
+                NEED(s.ds_b, C2, K_F32, vmamba_tensor_f32(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.1.bias", i));
+                NEED(s.ds_nw, C2, K_F32, vmamba_tensor_f32(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.weight", i));
+                NEED(s.ds_nb, C2, K_F32, vmamba_tensor_f32(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.bias", i));
             }
         }
     }
     if (cfg->num_classes > 0) {
         int C3 = cfg->dims[3], K = cfg->num_classes;
-        NEED(m->cls_nw, C3, K_F32, tget(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.weight"));
-        NEED(m->cls_nb, C3, K_F32, tget(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.bias"));
-        NEED(m->head_w, (size_t)K * C3, K_F32, tget(w, prefix, 2, K, C3, 0, 0, "classifier.head.weight"));
-        NEED(m->head_b, K, K_F32, tget(w, prefix, 1, K, 0, 0, 0, "classifier.head.bias"));
+        NEED(m->cls_nw, C3, K_F32, vmamba_tensor_f32(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.weight"));
+        NEED(m->cls_nb, C3, K_F32, vmamba_tensor_f32(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.bias"));
+        NEED(m->head_w, (size_t)K * C3, K_F32, vmamba_tensor_f32(w, prefix, 2, K, C3, 0, 0, "classifier.head.weight"));
+        NEED(m->head_b, K, K_F32, vmamba_tensor_f32(w, prefix, 1, K, 0, 0, 0, "classifier.head.bias"));
     }
     return WV_OK;
 }

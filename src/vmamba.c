@@ -57,36 +57,6 @@ struct vmamba {
 
 /* ---- loading ----------------------------------------------------------------------------- */
 
-static const float *tget(const struct weights *w, const char *prefix, int ndim, int64_t s0,
-                         int64_t s1, int64_t s2, int64_t s3, const char *fmt, ...)
-    __attribute__((format(printf, 8, 9)));
-
-static const float *tget(const struct weights *w, const char *prefix, int ndim, int64_t s0,
-                         int64_t s1, int64_t s2, int64_t s3, const char *fmt, ...)
-{
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    int64_t shape[4] = {s0, s1, s2, s3};
-    const struct weight_tensor *t = vmamba_tensor(w, prefix, name, ndim, shape);
-    if (!t && ndim == 2) {
-        /* a Linear2d weight may be stored (out, in, 1, 1) (VMAMBA_SPEC.md §7) */
-        enum wv_status code = error_code();
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", error_msg());
-        error_clear();
-        int64_t s4[4] = {s0, s1, 1, 1};
-        t = vmamba_tensor(w, prefix, name, 4, s4);
-        if (!t) {
-            error_clear();
-            error_set(code ? code : WV_ENOTFOUND, "%s", msg);
-        }
-    }
-    return t ? t->data : NULL;
-}
-
 #define NEED(dst, expr)                                                                        \
     do {                                                                                       \
         if (!((dst) = (expr))) goto fail;                                                      \
@@ -114,9 +84,9 @@ enum wv_status vmamba_create(const struct weights *w, const char *prefix,
         if (!t) goto fail;
         m->in_chans = (int)t->shape[1];
         m->pe0_w = t->data;
-        NEED(m->pe0_b, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.0.bias"));
-        NEED(m->pe2_w, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.weight"));
-        NEED(m->pe2_b, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.bias"));
+        NEED(m->pe0_b, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.0.bias"));
+        NEED(m->pe2_w, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.weight"));
+        NEED(m->pe2_b, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.2.bias"));
     } else {
         const struct weight_tensor *t = vmamba_tensor(w, prefix, "patch_embed.0.weight", 4,
                                                       (int64_t[]){-1, -1, 3, 3});
@@ -125,13 +95,13 @@ enum wv_status vmamba_create(const struct weights *w, const char *prefix,
         m->in_chans = (int)t->shape[1];
         m->pe0_w = t->data;
         int Cm = m->stem_mid;
-        NEED(m->pe0_b, tget(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.0.bias"));
-        NEED(m->pe2_w, tget(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.weight"));
-        NEED(m->pe2_b, tget(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.bias"));
-        NEED(m->pe5_w, tget(w, prefix, 4, C0, Cm, 3, 3, "patch_embed.5.weight"));
-        NEED(m->pe5_b, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.5.bias"));
-        NEED(m->pe7_w, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.weight"));
-        NEED(m->pe7_b, tget(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.bias"));
+        NEED(m->pe0_b, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.0.bias"));
+        NEED(m->pe2_w, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.weight"));
+        NEED(m->pe2_b, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.bias"));
+        NEED(m->pe5_w, vmamba_tensor_f32(w, prefix, 4, C0, Cm, 3, 3, "patch_embed.5.weight"));
+        NEED(m->pe5_b, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.5.bias"));
+        NEED(m->pe7_w, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.weight"));
+        NEED(m->pe7_b, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.bias"));
     }
     for (int i = 0; i < VMAMBA_STAGES; i++) {
         struct vstage *s = &m->st[i];
@@ -143,7 +113,7 @@ enum wv_status vmamba_create(const struct weights *w, const char *prefix,
             struct vblock *bk = &s->blocks[j];
             const char *pf = "layers.%d.blocks.%d.";
             (void)pf;
-#define BT(nd, a, b, c, d, nm) tget(w, prefix, nd, a, b, c, d, "layers.%d.blocks.%d." nm, i, j)
+#define BT(nd, a, b, c, d, nm) vmamba_tensor_f32(w, prefix, nd, a, b, c, d, "layers.%d.blocks.%d." nm, i, j)
             NEED(bk->norm_w, BT(1, C, 0, 0, 0, "norm.weight"));
             NEED(bk->norm_b, BT(1, C, 0, 0, 0, "norm.bias"));
             NEED(bk->in_proj, BT(2, v0 ? 2 * Dn : Dn, C, 0, 0, "op.in_proj.weight"));
@@ -176,23 +146,23 @@ enum wv_status vmamba_create(const struct weights *w, const char *prefix,
         if (i < VMAMBA_STAGES - 1) {
             int C2 = cfg->dims[i + 1];
             if (v0) {
-                NEED(s->ds_nw, tget(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.weight", i));
-                NEED(s->ds_nb, tget(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.bias", i));
-                NEED(s->ds_w, tget(w, prefix, 2, C2, 4 * C, 0, 0, "layers.%d.downsample.reduction.weight", i));
+                NEED(s->ds_nw, vmamba_tensor_f32(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.weight", i));
+                NEED(s->ds_nb, vmamba_tensor_f32(w, prefix, 1, 4 * C, 0, 0, 0, "layers.%d.downsample.norm.bias", i));
+                NEED(s->ds_w, vmamba_tensor_f32(w, prefix, 2, C2, 4 * C, 0, 0, "layers.%d.downsample.reduction.weight", i));
             } else {
-                NEED(s->ds_w, tget(w, prefix, 4, C2, C, 3, 3, "layers.%d.downsample.1.weight", i));
-                NEED(s->ds_b, tget(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.1.bias", i));
-                NEED(s->ds_nw, tget(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.weight", i));
-                NEED(s->ds_nb, tget(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.bias", i));
+                NEED(s->ds_w, vmamba_tensor_f32(w, prefix, 4, C2, C, 3, 3, "layers.%d.downsample.1.weight", i));
+                NEED(s->ds_b, vmamba_tensor_f32(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.1.bias", i));
+                NEED(s->ds_nw, vmamba_tensor_f32(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.weight", i));
+                NEED(s->ds_nb, vmamba_tensor_f32(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.bias", i));
             }
         }
     }
     if (cfg->num_classes > 0) {
         int C3 = cfg->dims[3];
-        NEED(m->cls_nw, tget(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.weight"));
-        NEED(m->cls_nb, tget(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.bias"));
-        NEED(m->head_w, tget(w, prefix, 2, cfg->num_classes, C3, 0, 0, "classifier.head.weight"));
-        NEED(m->head_b, tget(w, prefix, 1, cfg->num_classes, 0, 0, 0, "classifier.head.bias"));
+        NEED(m->cls_nw, vmamba_tensor_f32(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.weight"));
+        NEED(m->cls_nb, vmamba_tensor_f32(w, prefix, 1, C3, 0, 0, 0, "classifier.norm.bias"));
+        NEED(m->head_w, vmamba_tensor_f32(w, prefix, 2, cfg->num_classes, C3, 0, 0, "classifier.head.weight"));
+        NEED(m->head_b, vmamba_tensor_f32(w, prefix, 1, cfg->num_classes, 0, 0, 0, "classifier.head.bias"));
     }
     *out = m;
     return WV_OK;

@@ -100,6 +100,19 @@ const struct weight_tensor *vmamba_tensor(const struct weights *w, const char *p
     return t;
 }
 
+const float *vmamba_tensor_f32(const struct weights *w, const char *prefix, int ndim, int64_t s0,
+                               int64_t s1, int64_t s2, int64_t s3, const char *fmt, ...)
+{
+    char name[NAME_MAX_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    const int64_t shape[4] = {s0, s1, s2, s3};
+    const struct weight_tensor *t = vmamba_tensor(w, prefix, name, ndim, shape);
+    return t ? t->data : NULL;
+}
+
 /* ---- inference ----------------------------------------------------------------------------- */
 
 struct ctx {

@@ -44,6 +44,12 @@ const struct weight_tensor *vmamba_tensor(const struct weights *w, const char *p
                                           const char *canonical_name, int ndim,
                                           const int64_t *shape);
 
+/* vmamba_tensor for a printf-formatted name and up to four dims (unused ones ignored), returning
+ * the fp32 data or NULL with the error recorded. The CPU model and its CUDA twin load through it. */
+const float *vmamba_tensor_f32(const struct weights *w, const char *prefix, int ndim, int64_t s0,
+                               int64_t s1, int64_t s2, int64_t s3, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+
 /* One-line human description: "v2 dims 96/192/384/768 depths 2/2/8/2 d_state 1 ssm_ratio 1.0 ..." */
 void vmamba_config_describe(const struct vmamba_config *cfg, char *buf, size_t len);
 
