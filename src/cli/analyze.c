@@ -126,21 +126,20 @@ static int run(int argc, char **argv)
             o.queue = (int)v;
             break;
         case O_MPP:
-            if (cli_parse_double("analyze", "--mpp", optarg, 1e-3, 1e3, &d)) return CLI_EXIT_USAGE;
-            o.mpp = d;
+            if (cli_parse_mpp("analyze", optarg, &o.mpp)) return CLI_EXIT_USAGE;
             break;
-        case O_REGION:
-            if (cli_parse_long("analyze", "--region", optarg, PIPELINE_CELL_PX, 65536, &v))
-                return CLI_EXIT_USAGE;
-            o.region_px = v;
+        case O_REGION: {
+            long long r;
+            if (cli_parse_region("analyze", optarg, &r)) return CLI_EXIT_USAGE;
+            o.region_px = r;
             break;
-        case O_OVERLAP:
-            if (cli_parse_long("analyze", "--overlap", optarg, 0, 4096, &v)) return CLI_EXIT_USAGE;
-            if (v % PLAN_HALO_MULTIPLE)
-                return cli_usage_error("analyze", "--overlap %ld: must be a multiple of %d", v,
-                                       PLAN_HALO_MULTIPLE);
-            o.overlap_px = v;
+        }
+        case O_OVERLAP: {
+            long long r;
+            if (cli_parse_overlap("analyze", optarg, &r)) return CLI_EXIT_USAGE;
+            o.overlap_px = r;
             break;
+        }
         case O_PNG: o.png_path = optarg; break;
         case O_PNG_DIR: o.png_dir = 1; break;
         case O_SAVE_FEATURES: o.save_features = 1; break;

@@ -125,21 +125,20 @@ static int run(int argc, char **argv)
             o.pipe.queue = (int)v;
             break;
         case O_MPP:
-            if (cli_parse_double("batch", "--mpp", optarg, 1e-3, 1e3, &d)) return CLI_EXIT_USAGE;
-            o.pipe.mpp = d;
+            if (cli_parse_mpp("batch", optarg, &o.pipe.mpp)) return CLI_EXIT_USAGE;
             break;
-        case O_REGION:
-            if (cli_parse_long("batch", "--region", optarg, PIPELINE_CELL_PX, 65536, &v))
-                return CLI_EXIT_USAGE;
-            o.pipe.region_px = v;
+        case O_REGION: {
+            long long r;
+            if (cli_parse_region("batch", optarg, &r)) return CLI_EXIT_USAGE;
+            o.pipe.region_px = r;
             break;
-        case O_OVERLAP:
-            if (cli_parse_long("batch", "--overlap", optarg, 0, 4096, &v)) return CLI_EXIT_USAGE;
-            if (v % PLAN_HALO_MULTIPLE)
-                return cli_usage_error("batch", "--overlap %ld: must be a multiple of %d", v,
-                                       PLAN_HALO_MULTIPLE);
-            o.pipe.overlap_px = v;
+        }
+        case O_OVERLAP: {
+            long long r;
+            if (cli_parse_overlap("batch", optarg, &r)) return CLI_EXIT_USAGE;
+            o.pipe.overlap_px = r;
             break;
+        }
         case O_SAVE_FEATURES: o.pipe.save_features = 1; break;
         case O_PNG_DIR: o.pipe.png_dir = 1; break;
         case O_LESION:

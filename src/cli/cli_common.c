@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 #include "../error.h"
+#include "../pipeline.h"
+#include "wsi/planner.h"
 
 int cli_fail(const char *what)
 {
@@ -72,4 +74,29 @@ int cli_parse_pair(const char *cmd, const char *opt, const char *s, long lo, lon
 bad:
     cli_usage_error(cmd, "%s: '%s' is not A,B with integers in [%ld, %ld]", opt, s, lo, hi);
     return -1;
+}
+
+int cli_parse_region(const char *cmd, const char *s, long long *out)
+{
+    long v;
+    if (cli_parse_long(cmd, "--region", s, PIPELINE_CELL_PX, 65536, &v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_overlap(const char *cmd, const char *s, long long *out)
+{
+    long v;
+    if (cli_parse_long(cmd, "--overlap", s, 0, 4096, &v)) return -1;
+    if (v % PLAN_HALO_MULTIPLE) {
+        cli_usage_error(cmd, "--overlap %ld: must be a multiple of %d", v, PLAN_HALO_MULTIPLE);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_mpp(const char *cmd, const char *s, double *out)
+{
+    return cli_parse_double(cmd, "--mpp", s, 1e-3, 1e3, out);
 }

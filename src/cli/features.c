@@ -65,7 +65,6 @@ static int run(int argc, char **argv)
     struct features_options o;
     features_options_default(&o);
     long v;
-    double d;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -78,21 +77,20 @@ static int run(int argc, char **argv)
             o.threads = (int)v;
             break;
         case O_MPP:
-            if (cli_parse_double("features", "--mpp", optarg, 1e-3, 1e3, &d)) return CLI_EXIT_USAGE;
-            o.mpp = d;
+            if (cli_parse_mpp("features", optarg, &o.mpp)) return CLI_EXIT_USAGE;
             break;
-        case O_REGION:
-            if (cli_parse_long("features", "--region", optarg, PIPELINE_CELL_PX, 65536, &v))
-                return CLI_EXIT_USAGE;
-            o.region_px = v;
+        case O_REGION: {
+            long long r;
+            if (cli_parse_region("features", optarg, &r)) return CLI_EXIT_USAGE;
+            o.region_px = r;
             break;
-        case O_OVERLAP:
-            if (cli_parse_long("features", "--overlap", optarg, 0, 4096, &v)) return CLI_EXIT_USAGE;
-            if (v % PLAN_HALO_MULTIPLE)
-                return cli_usage_error("features", "--overlap %ld: must be a multiple of %d", v,
-                                       PLAN_HALO_MULTIPLE);
-            o.overlap_px = v;
+        }
+        case O_OVERLAP: {
+            long long r;
+            if (cli_parse_overlap("features", optarg, &r)) return CLI_EXIT_USAGE;
+            o.overlap_px = r;
             break;
+        }
         case O_DTYPE:
             if (!strcmp(optarg, "f16")) o.dtype = H5STORE_F16;
             else if (!strcmp(optarg, "f32")) o.dtype = H5STORE_F32;
