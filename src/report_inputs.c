@@ -428,11 +428,14 @@ static char *col_text(sqlite3_stmt *q, int i)
     return t ? strdup((const char *)t) : NULL;
 }
 
-/* The latest run's provenance, read-only (the runs table of resultsdb.h's schema). */
+/* The latest run's provenance (the runs table of resultsdb.h's schema); only reads. Opened
+ * read-write (without create) on purpose: a WAL database's last connection deletes the -wal and
+ * -shm files only when it can write, and a read-only one left them behind after `evaluate`.
+ * SQLite falls back to read-only by itself when the file is write-protected. */
 static void read_runs(struct ev_ctx *c)
 {
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(c->o->db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(c->o->db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         return;
     }

@@ -143,6 +143,9 @@ def main():
               a["lesion_level"]["froc"] == b["lesion_level"]["froc"], "--db gives the CSV route's numbers")
     else:
         check(False, f"--db run: exit {rc}: {se.strip()}")
+    # regression: evaluate's read-only provenance query left results.sqlite-wal/-shm behind
+    check(not os.path.exists(db + "-wal") and not os.path.exists(db + "-shm"),
+          "--db: no -wal/-shm files left after evaluate")
 
     # usage errors
     for bad in (["--reference", "x"], ["--db", "a", "--slide-scores", "b", "--reference", "r", "--out", "o"],
