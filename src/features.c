@@ -113,6 +113,18 @@ void features_close(struct features *f)
     if (!f) return;
     if (f->p) pipeline_close(f->p, "done");
     if (f->tmp_model[0]) unlink(f->tmp_model);
+    if (f->work[0]) {
+        /* the scratch pipeline's database goes too; the folder is removed when nothing else
+         * (a file of an interrupted slide) is left in it */
+        static const char *const db_files[] = {"results.sqlite", "results.sqlite-wal",
+                                               "results.sqlite-shm"};
+        for (size_t i = 0; i < sizeof db_files / sizeof db_files[0]; i++) {
+            char p[4200];
+            snprintf(p, sizeof p, "%s/%s", f->work, db_files[i]);
+            unlink(p);
+        }
+        rmdir(f->work);
+    }
     free(f);
 }
 
@@ -175,6 +187,12 @@ enum wv_status features_slide(struct features *f, const char *slide_path, int *s
 done:
     h5store_close(r);
     unlink(res.h5_path);
+    {
+        /* the pipeline's lesion CSV of this slide is of no use for a feature cache */
+        char csv[4400];
+        snprintf(csv, sizeof csv, "%s/%s.csv", f->work, id);
+        unlink(csv);
+    }
     free(heat);
     free(tissue);
     free(coords);
