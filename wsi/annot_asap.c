@@ -188,9 +188,19 @@ static enum wv_status collect_annotations(struct ctx *c, const xmlNode *n, int d
     return WV_OK;
 }
 
+/* libxml2's encoding layer reports conversion failures through the generic error handler even
+ * with XML_PARSE_NOERROR ("encoding error : input conversion failed"); our error comes back
+ * through error_set, so nothing may reach stderr directly. */
+static void xml_silent(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
 enum wv_status annot_parse_asap(const uint8_t *data, size_t len, struct annot_set **out)
 {
     *out = NULL;
+    xmlSetGenericErrorFunc(NULL, xml_silent); /* per thread in libxml2's threaded build */
     if (len > (size_t)INT32_MAX) return error_set(WV_EFORMAT, "XML larger than 2 GiB");
     xmlDoc *doc = xmlReadMemory((const char *)data, (int)len, "annotation.xml", NULL,
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
