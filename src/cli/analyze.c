@@ -128,18 +128,12 @@ static int run(int argc, char **argv)
         case O_MPP:
             if (cli_parse_mpp("analyze", optarg, &o.mpp)) return CLI_EXIT_USAGE;
             break;
-        case O_REGION: {
-            long long r;
-            if (cli_parse_region("analyze", optarg, &r)) return CLI_EXIT_USAGE;
-            o.region_px = r;
+        case O_REGION:
+            if (cli_parse_region("analyze", optarg, &o.region_px)) return CLI_EXIT_USAGE;
             break;
-        }
-        case O_OVERLAP: {
-            long long r;
-            if (cli_parse_overlap("analyze", optarg, &r)) return CLI_EXIT_USAGE;
-            o.overlap_px = r;
+        case O_OVERLAP:
+            if (cli_parse_overlap("analyze", optarg, &o.overlap_px)) return CLI_EXIT_USAGE;
             break;
-        }
         case O_PNG: o.png_path = optarg; break;
         case O_PNG_DIR: o.png_dir = 1; break;
         case O_SAVE_FEATURES: o.save_features = 1; break;

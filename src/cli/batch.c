@@ -127,18 +127,12 @@ static int run(int argc, char **argv)
         case O_MPP:
             if (cli_parse_mpp("batch", optarg, &o.pipe.mpp)) return CLI_EXIT_USAGE;
             break;
-        case O_REGION: {
-            long long r;
-            if (cli_parse_region("batch", optarg, &r)) return CLI_EXIT_USAGE;
-            o.pipe.region_px = r;
+        case O_REGION:
+            if (cli_parse_region("batch", optarg, &o.pipe.region_px)) return CLI_EXIT_USAGE;
             break;
-        }
-        case O_OVERLAP: {
-            long long r;
-            if (cli_parse_overlap("batch", optarg, &r)) return CLI_EXIT_USAGE;
-            o.pipe.overlap_px = r;
+        case O_OVERLAP:
+            if (cli_parse_overlap("batch", optarg, &o.pipe.overlap_px)) return CLI_EXIT_USAGE;
             break;
-        }
         case O_SAVE_FEATURES: o.pipe.save_features = 1; break;
         case O_PNG_DIR: o.pipe.png_dir = 1; break;
         case O_LESION:

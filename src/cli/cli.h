@@ -8,6 +8,7 @@
 #ifndef WV_CLI_H
 #define WV_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 struct cli_command {
@@ -51,8 +52,8 @@ int cli_parse_pair(const char *cmd, const char *opt, const char *s, long lo, lon
 /* The region geometry options shared by analyze, features and batch (same ranges and rules in
  * every command): --region PX (≥ one 32-px cell, ≤ 65,536), --overlap PX (0..4096, a multiple of
  * the planner's halo unit), --mpp X (1e-3..1e3 µm/px). Return 0, or -1 after a usage error. */
-int cli_parse_region(const char *cmd, const char *s, long long *out);
-int cli_parse_overlap(const char *cmd, const char *s, long long *out);
+int cli_parse_region(const char *cmd, const char *s, int64_t *out);
+int cli_parse_overlap(const char *cmd, const char *s, int64_t *out);
 int cli_parse_mpp(const char *cmd, const char *s, double *out);
 
 #endif

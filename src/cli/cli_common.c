@@ -76,7 +76,7 @@ bad:
     return -1;
 }
 
-int cli_parse_region(const char *cmd, const char *s, long long *out)
+int cli_parse_region(const char *cmd, const char *s, int64_t *out)
 {
     long v;
     if (cli_parse_long(cmd, "--region", s, PIPELINE_CELL_PX, 65536, &v)) return -1;
@@ -84,7 +84,7 @@ int cli_parse_region(const char *cmd, const char *s, long long *out)
     return 0;
 }
 
-int cli_parse_overlap(const char *cmd, const char *s, long long *out)
+int cli_parse_overlap(const char *cmd, const char *s, int64_t *out)
 {
     long v;
     if (cli_parse_long(cmd, "--overlap", s, 0, 4096, &v)) return -1;

@@ -79,18 +79,12 @@ static int run(int argc, char **argv)
         case O_MPP:
             if (cli_parse_mpp("features", optarg, &o.mpp)) return CLI_EXIT_USAGE;
             break;
-        case O_REGION: {
-            long long r;
-            if (cli_parse_region("features", optarg, &r)) return CLI_EXIT_USAGE;
-            o.region_px = r;
+        case O_REGION:
+            if (cli_parse_region("features", optarg, &o.region_px)) return CLI_EXIT_USAGE;
             break;
-        }
-        case O_OVERLAP: {
-            long long r;
-            if (cli_parse_overlap("features", optarg, &r)) return CLI_EXIT_USAGE;
-            o.overlap_px = r;
+        case O_OVERLAP:
+            if (cli_parse_overlap("features", optarg, &o.overlap_px)) return CLI_EXIT_USAGE;
             break;
-        }
         case O_DTYPE:
             if (!strcmp(optarg, "f16")) o.dtype = H5STORE_F16;
             else if (!strcmp(optarg, "f32")) o.dtype = H5STORE_F32;
