@@ -263,6 +263,7 @@ struct slide_job {
     int32_t *rank;            /* check_streaming: (rows, cols) row-major tissue rank or -1 */
     float *heat;              /* (rows, cols) */
     double t_start, t_read, t_encode, t_head, t_write;
+    double t_setup, t_wait;   /* t_read before the readers start; encoding thread blocked on them */
 };
 
 /* cell (r, c) centre is tissue; and is it inside the slide's target-px extent */
@@ -574,7 +575,7 @@ static enum wv_status run_slide(struct slide_job *j)
     res->n_tissue_cells = j->n_tissue;
     res->region_px = p->region_px;
     res->overlap_px = p->overlap_px;
-    j->t_read = util_now() - t0;
+    j->t_read = j->t_setup = util_now() - t0;
 
     /* per-slide buffers: all sized by the largest region, not by the slide */
     const int D = encoder_feature_dim(p->enc);
@@ -631,7 +632,10 @@ static enum wv_status run_slide(struct slide_job *j)
     }
     for (size_t i = 0; i < j->n_geom && !st; i++) {
         const uint8_t *rgb;
-        if ((st = ring_wait(ring, i, &rgb))) break;
+        double tw = util_now();
+        st = ring_wait(ring, i, &rgb);
+        j->t_wait += util_now() - tw;
+        if (st) break;
         st = encode_region(j, &j->geom[i], rgb);
         ring_release(ring, i);
         mpix_done += (double)j->geom[i].read_w * j->geom[i].read_h / 1e6;
@@ -657,6 +661,9 @@ static enum wv_status run_slide(struct slide_job *j)
     res->seconds_read = j->t_read;
     res->seconds_encode = j->t_encode;
     res->seconds_head = j->t_head;
+    res->seconds_setup = j->t_setup;
+    res->seconds_wait = j->t_wait;
+    res->seconds_readers = read_s;
     if ((st = pipeline_check_stop())) return st;
     return write_results(j, &ho);
 }

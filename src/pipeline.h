@@ -76,6 +76,10 @@ struct pipeline_slide_result {
     double slide_prob;            /* NaN when the slide has no tissue cell */
     double tumor_area_mm2;
     double seconds_read, seconds_encode, seconds_head, seconds_write, seconds_total;
+    /* not in results.sqlite: seconds_read = seconds_setup (open, hash, tissue, plan) +
+     * seconds_readers (the reader threads' busy time, summed over them; overlaps encode);
+     * seconds_wait: time the encoding thread waited for the readers' next region */
+    double seconds_setup, seconds_readers, seconds_wait;
     double streaming_max_diff;    /* with check_streaming: max |chunked − unchunked|, else 0 */
     int64_t region_px, overlap_px; /* the values used (region rounded to whole cells) */
 };

@@ -57,8 +57,10 @@ static void usage(FILE *out)
             "                        the .h5 (default: off)\n"
             "  --lesion-threshold P  probability for lesion regions/peaks and the tumour area,\n"
             "                        0..1 (default 0.5)\n"
-            "  --quiet               no progress bar, log lines or summary (default: a bar on a\n"
-            "                        terminal, a log line every 10 s otherwise)\n"
+            "  --quiet               no progress bar, log lines, summary or timing line\n"
+            "                        (default: a bar on a terminal, a log line every 10 s\n"
+            "                        otherwise; a `<slide_id>: timing: ...` line per slide on\n"
+            "                        stderr: seconds per stage, see docs/analyze.md)\n"
             "  --check-streaming     testing: also run the head unchunked on the same cell grid\n"
             "                        and fail if any output differs by more than 1e-5\n"
             "  -h, --help            this text\n\n"
@@ -179,6 +181,17 @@ static int run(int argc, char **argv)
                    "%zu lesion candidates, %.1f s -> %s\n",
                    res.slide_id, res.slide_prob, res.n_tissue_cells, res.cols, res.rows,
                    res.n_regions, res.n_lesions, res.seconds_total, res.h5_path);
+        /* one machine-readable line per slide; the stages are results.sqlite's seconds_*
+         * (read = setup + readers, summed over the reader threads: it overlaps encode) */
+        if (!o.quiet)
+            fprintf(stderr,
+                    "%s: timing: read=%.3fs encode=%.3fs head=%.3fs write=%.3fs total=%.3fs "
+                    "setup=%.3fs readers=%.3fs wait=%.3fs (read = setup + readers' busy time "
+                    "summed over %d threads, overlapping encode; wait = encode idle for a "
+                    "region)\n",
+                    res.slide_id, res.seconds_read, res.seconds_encode, res.seconds_head,
+                    res.seconds_write, res.seconds_total, res.seconds_setup,
+                    res.seconds_readers, res.seconds_wait, o.readers);
         if (!o.quiet && o.check_streaming)
             printf("%s: streaming check: max |chunked - one pass| = %g (tolerance 1e-5)\n",
                    res.slide_id, res.streaming_max_diff);

@@ -250,6 +250,24 @@ def mode_synth(d):
     check(len(runs) == 1 and runs[0][1] == "done" and pj.get("region_px") == 192 and pj.get("overlap_px") == 32
           and pj.get("cell_px") == 32 and runs[0][3] == sha256(model),
           f"runs row: done, params {pj.get('region_px')}/{pj.get('overlap_px')}, model sha256")
+    # the timing line on stderr (what tests/bench/gpu_analyze_bench.sh reads): one per slide, the
+    # database's seconds_* to the printed precision, read = setup + readers, and the encoding
+    # thread's serial parts (setup, wait, encode, head, write) within the slide's total
+    tim = {m.group(1): dict((k, float(v)) for k, v in re.findall(r"(?:^| )(\w+)=([0-9.]+)s", m.group(2)))
+           for m in re.finditer(r"^(\S+): timing: (.*)$", r.stderr, re.M)}
+    check(sorted(tim) == sorted(os.path.splitext(os.path.basename(s))[0] for s in slides)
+          and all(re.search(r"summed over 2 threads", ln) for ln in r.stderr.splitlines() if ": timing: " in ln),
+          f"timing line: one per slide ({sorted(tim)}), reader count")
+    for sid, t in tim.items():
+        row = db.execute("SELECT seconds_read, seconds_encode, seconds_head, seconds_write, seconds_total"
+                         " FROM scores WHERE slide_id = ?", (sid,)).fetchone()
+        keys = ("read", "encode", "head", "write", "total")
+        ok = (row is not None and set(t) == {*keys, "setup", "readers", "wait"}
+              and all(abs(t[k] - v) <= 0.0006 for k, v in zip(keys, row))
+              and abs(t["setup"] + t["readers"] - t["read"]) <= 0.0016
+              and t["setup"] + t["wait"] + t["encode"] + t["head"] + t["write"] <= t["total"] + 0.003
+              and min(t.values()) >= 0 and t["encode"] > 0)
+        check(ok, f"{sid}: timing line {t} vs scores {row}")
     db.close()
     check(no_temp_files(out), "no temp files left")
 
@@ -260,8 +278,10 @@ def mode_synth(d):
                        ("r1q1", ["--threads", "2", "--readers", "1", "--queue", "1"]),
                        ("r3q2", ["--threads", "1", "--readers", "3", "--queue", "2"])):
         o = os.path.join(d, "out-" + tag)
-        must(["analyze", one, "--model", model, "--out", o, "--quiet", "--save-features", *extra])
+        rq = must(["analyze", one, "--model", model, "--out", o, "--quiet", "--save-features", *extra])
         outs[tag] = check_result(o, one, model, 0.5, features_dim=128, label=tag + " ")
+        if tag == "t1":
+            check(rq.stderr == "" and rq.stdout == "", "--quiet: nothing on stdout or stderr (no timing line)")
     check(all(outs[t] is not None for t in outs) and same(outs["t1"], outs["t2"]),
           "--threads 1 and 2: identical heatmap, coords, scores, features, slide prob, lesions")
     check(all(outs[t] is not None for t in outs) and same(outs["t1"], outs["r1q1"]) and same(outs["t1"], outs["r3q2"]),
