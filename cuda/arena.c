@@ -6,8 +6,8 @@ static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
 
 const char *vc_buf_name(enum vc_buf b)
 {
-    static const char *names[VC_NBUF] = {"map0",   "map1",   "map2", "xdbl", "band_a", "band_b",
-                                         "band_c", "band_d", "in",   "mid",  "ws",     "feat"};
+    static const char *names[VC_NBUF] = {"map0",   "map1",   "u",   "xdbl", "band_a", "band_b", "band_c",
+                                         "band_d", "col",    "in",  "mid",  "ws",     "feat"};
     return (unsigned)b < VC_NBUF ? names[b] : "?";
 }
 
@@ -26,12 +26,28 @@ int vc_rows_per_band(size_t band, int W)
     return r > 0x7fffffff ? 0x7fffffff : (int)r;
 }
 
-size_t vc_ss2d_ws_bytes(int H, int W, int Dn, int N, int chunk)
+size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk)
 {
     size_t L = (size_t)H * W, n_chunks = chunk > 0 ? (L + chunk - 1) / chunk : 1;
     if (n_chunks <= 1) return 0;
-    return n_chunks * 4 /* directions */ * (size_t)N * Dn * 2 * sizeof(float);
+    return (size_t)B * n_chunks * 4 /* directions */ * (size_t)N * Dn * 2 * sizeof(float);
 }
+
+void vc_conv_units(size_t band, int B, int Ho, int Wo, struct vc_units *u)
+{
+    size_t img = (size_t)Ho * Wo;
+    if (img > 0 && band >= img) {
+        size_t g = band / img;
+        u->group = (int)(g < (size_t)B ? g : (size_t)B);
+        u->rows = Ho;
+    } else {
+        u->group = 1;
+        u->rows = vc_rows_per_band(band, Wo);
+        if (u->rows > Ho) u->rows = Ho > 0 ? Ho : 1;
+    }
+}
+
+int vc_conv_k(int Ci) { return (9 * Ci + 7) / 8 * 8; }
 
 /* Widest per-pixel row (channels) any band of stage i holds. */
 static size_t stage_width(const struct vc_model *m, int i)
@@ -51,7 +67,8 @@ void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
     int hs[VC_STAGES], ws[VC_STAGES];
     vc_stage_sizes(m->v0, H, W, hs, ws);
     for (int b = 0; b < VC_NBUF; b++) l->elems[b] = 0, l->elem_size[b] = 4;
-    l->elem_size[VC_BAND_A] = l->elem_size[VC_BAND_D] = es;
+    l->elem_size[VC_BAND_A] = l->elem_size[VC_BAND_D] = l->elem_size[VC_U] = es;
+    l->elem_size[VC_COL] = es;
     l->elem_size[VC_WS] = 1;
     l->chunk = m->scan_chunk > 0 ? m->scan_chunk : VC_SCAN_CHUNK_DEFAULT;
     size_t *e = l->elems;
@@ -65,44 +82,56 @@ void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
         if (bp < 1) bp = 1;
         bp = zmin(bp, BL);
         l->band[i] = bp;
-        /* maps: this stage's widest map and the next stage's input */
+        /* maps: x and y of this stage, and the next stage's x (written into y's buffer) */
         e[VC_MAP0] = zmax(e[VC_MAP0], BL * zmax(C, Dn));
         if (i < VC_STAGES - 1)
             e[VC_MAP0] = zmax(e[VC_MAP0], (size_t)B * hs[i + 1] * ws[i + 1] * m->dims[i + 1]);
-        e[VC_XDBL] = zmax(e[VC_XDBL], L * 4 * P);
-        /* block, part 1 (per image): LN + in_proj over row bands with a one-row halo */
-        size_t halo = zmin((size_t)vc_rows_per_band(bp, ws[i]) + 2, (size_t)hs[i]) * ws[i];
-        e[VC_BAND_A] = zmax(e[VC_BAND_A], halo * C);
-        e[VC_BAND_B] = zmax(e[VC_BAND_B], halo * Dn);
-        /* x_proj input converted per pixel band of one image */
-        e[VC_BAND_A] = zmax(e[VC_BAND_A], zmin(bp, L) * Dn);
-        /* block tail over all images' pixels */
+        e[VC_U] = zmax(e[VC_U], BL * Dn);
+        e[VC_XDBL] = zmax(e[VC_XDBL], BL * 4 * P);
+        /* per-pixel work over all images' pixels in bands: LN + in_proj, x_proj, the tail */
         e[VC_BAND_A] = zmax(e[VC_BAND_A], bp * zmax(C, Dn));
         if (m->v0) e[VC_BAND_B] = zmax(e[VC_BAND_B], bp * Dn);
         e[VC_BAND_C] = zmax(e[VC_BAND_C], bp * Hd);
         if (m->dtype != WV_DTYPE_F32) e[VC_BAND_D] = zmax(e[VC_BAND_D], bp * Hd);
-        /* v0 PatchMerging: 4C-wide rows of the next stage's size */
-        if (m->v0 && i < VC_STAGES - 1) {
+        if (i < VC_STAGES - 1) {
             int Ho = (hs[i] + 1) / 2, Wo = (ws[i] + 1) / 2;
-            size_t px = zmin((size_t)vc_rows_per_band(bp, Wo), (size_t)Ho) * Wo;
-            e[VC_BAND_A] = zmax(e[VC_BAND_A], px * 4 * C);
-            e[VC_BAND_C] = zmax(e[VC_BAND_C], px * 4 * C);
+            if (m->v0) { /* PatchMerging: 4C-wide rows of the next stage's size, per image */
+                size_t px = zmin((size_t)vc_rows_per_band(bp, Wo), (size_t)Ho) * Wo;
+                e[VC_BAND_A] = zmax(e[VC_BAND_A], px * 4 * C);
+                e[VC_BAND_C] = zmax(e[VC_BAND_C], px * 4 * C);
+            } else { /* conv 3×3/s2 as im2col + GEMM, in the next stage's bands */
+                struct vc_units u;
+                size_t bn = bp0 * w0 / stage_width(m, i + 1);
+                vc_conv_units(bn ? bn : 1, B, Ho, Wo, &u);
+                e[VC_COL] = zmax(e[VC_COL], (size_t)u.group * u.rows * Wo * vc_conv_k((int)C));
+            }
         }
-        e[VC_WS] = zmax(e[VC_WS], vc_ss2d_ws_bytes(hs[i], ws[i], (int)Dn, N, l->chunk));
+        e[VC_WS] = zmax(e[VC_WS], vc_ss2d_ws_bytes(B, hs[i], ws[i], (int)Dn, N, l->chunk));
     }
-    /* stem: stage-0 rows per band from a quarter of the stage-0 band (its input is 16× larger) */
+    /* stem: stage-0 rows per band from a quarter of the stage-0 band (its input is 16× larger);
+     * whole images in groups when the input is on the device and a band holds one */
     int rb = vc_rows_per_band(bp0 / 4 ? bp0 / 4 : 1, ws[0]);
     if (rb > hs[0]) rb = hs[0] > 0 ? hs[0] : 1;
     l->stem_rows = rb;
+    l->stem_group = 1;
+    if (m->device_input && rb >= hs[0]) {
+        struct vc_units u;
+        vc_conv_units(bp0 / 4 ? bp0 / 4 : 1, B, hs[0], ws[0], &u);
+        l->stem_group = u.group;
+    }
+    const size_t g = (size_t)l->stem_group;
     if (m->v0) {
-        e[VC_IN] = zmin((size_t)4 * rb, (size_t)H) * W * m->in_chans;
+        if (!m->device_input) e[VC_IN] = zmin((size_t)4 * rb, (size_t)H) * W * m->in_chans;
     } else {
         int H1 = (H + 1) / 2, W1 = (W + 1) / 2;
-        e[VC_IN] = zmin((size_t)4 * rb + 4, (size_t)H) * W * m->in_chans;
-        e[VC_MID] = zmin((size_t)2 * rb + 1, (size_t)H1) * W1 * m->stem_mid;
+        size_t mid_rows = zmin((size_t)2 * rb + 1, (size_t)H1);
+        if (!m->device_input) e[VC_IN] = zmin((size_t)4 * rb + 4, (size_t)H) * W * m->in_chans;
+        e[VC_MID] = g * mid_rows * W1 * m->stem_mid;
+        e[VC_COL] = zmax(e[VC_COL], g * mid_rows * W1 * vc_conv_k(m->in_chans));
+        e[VC_COL] = zmax(e[VC_COL], g * (size_t)rb * ws[0] * vc_conv_k(m->stem_mid));
     }
     e[VC_FEAT] = (size_t)B * m->dims[3] + (size_t)B * (m->num_classes > 0 ? m->num_classes : 0);
-    e[VC_MAP1] = e[VC_MAP2] = e[VC_MAP0];
+    e[VC_MAP1] = e[VC_MAP0];
 }
 
 void vc_carve(const struct vc_layout *l, struct vc_carving *c)

@@ -8,12 +8,19 @@
  * the carving cannot disagree (they once did: the size ignored that a zero-byte request still
  * took 256 bytes, and forwards failed with "arena sizing error").
  *
- * vc_plan() gives each buffer's capacity from the configuration, B, H, W and the band: three
- * full maps (x, u, merged y), the x_proj output of one image, band scratch, the stem's input
- * and middle rows, the scan workspace and the head's outputs. Bands are per stage and never
- * larger than the stage needs: band pixels of stage i = min(band · widest(0) / widest(i), rows
- * or pixels that stage has), so a 2×45×61 input takes a few MB, not GB, and the deep stages
- * (4C..8C channels, hidden 4·8C) do not multiply the stage-0 band by their width.
+ * vc_plan() gives each buffer's capacity from the configuration, B, H, W and the band: two fp32
+ * maps that take turns as the residual stream x and the merged scan output y (the downsample
+ * writes the next stage's x into y's buffer, then they swap), the scan input u in the storage
+ * dtype (bf16 halves it and the scan's reads of it), the x_proj output of the whole batch, band
+ * scratch, the im2col columns of the 3×3/s2 convs (stem, v2 downsample: GEMMs on cuBLAS), the
+ * stem's input and middle rows, the scan workspace and the head's outputs. Bands are per stage
+ * and never larger than the stage needs: band pixels of stage i = min(band · widest(0) /
+ * widest(i), pixels that stage has), so a 2×45×61 input takes a few MB, not GB, and the deep
+ * stages (4C..8C channels, hidden 4·8C) do not multiply the stage-0 band by their width.
+ *
+ * Small images are batched: where a band holds whole images (224² at batch 256), the stem and
+ * the downsample convs run over groups of whole images (vc_conv_units), and every other op runs
+ * over all B·L pixels at once; a 10,000² region runs in row bands of one image.
  */
 #ifndef WV_CUDA_ARENA_H
 #define WV_CUDA_ARENA_H
@@ -38,20 +45,23 @@ struct vc_model {
     int d_state, in_chans, stem_mid, num_classes;
     int dims[VC_STAGES], d_inner[VC_STAGES], dt_rank[VC_STAGES], hidden[VC_STAGES];
     enum wv_dtype dtype;
-    int scan_chunk; /* 0 = VC_SCAN_CHUNK_DEFAULT */
+    int scan_chunk;   /* 0 = VC_SCAN_CHUNK_DEFAULT */
+    int device_input; /* input already on the device: no staging rows (VC_IN) */
 };
 
 enum vc_buf {
-    VC_MAP0, VC_MAP1, VC_MAP2, /* (B, L, max(C, Dn)) fp32, rotating x / u / y */
-    VC_XDBL,                    /* x_proj output of one image (L, 4·(R+2N)) fp32 */
-    VC_BAND_A,                  /* LN output / GEMM operand, storage dtype */
-    VC_BAND_B,                  /* in_proj output (halo rows) / z, fp32 */
-    VC_BAND_C,                  /* fc1 output fp32; v0 PatchMerging gather */
-    VC_BAND_D,                  /* GELU output in the storage dtype (bf16/f16 only) */
-    VC_IN,                      /* stem input rows (rows, W, Cin) fp32 */
-    VC_MID,                     /* v2 stem middle rows (rows, W/2, stem_mid) fp32 */
-    VC_WS,                      /* scan chunk-carry workspace (bytes) */
-    VC_FEAT,                    /* pooled features (B, C3) + logits (B, K) fp32 */
+    VC_MAP0, VC_MAP1, /* (B, L, max(C, Dn)) fp32: x and y, swapped at each downsample */
+    VC_U,             /* scan input u (B, L, Dn) in the storage dtype (x_proj operand too) */
+    VC_XDBL,          /* x_proj output of all B images (B, L, 4·(R+2N)) fp32 */
+    VC_BAND_A,        /* LN output / GEMM operand, storage dtype */
+    VC_BAND_B,        /* v0 z gate, fp32 */
+    VC_BAND_C,        /* fc1 output fp32; v0 PatchMerging gather */
+    VC_BAND_D,        /* GELU output in the storage dtype (bf16/f16 only) */
+    VC_COL,           /* im2col columns of a 3×3/s2 conv, storage dtype */
+    VC_IN,            /* stem input rows (rows, W, Cin) fp32 (host input only) */
+    VC_MID,           /* v2 stem middle rows (rows, W/2, stem_mid) fp32 */
+    VC_WS,            /* scan chunk-carry workspace (bytes) */
+    VC_FEAT,          /* pooled features (B, C3) + logits (B, K) fp32 */
     VC_NBUF
 };
 
@@ -60,9 +70,20 @@ struct vc_layout {
     size_t elems[VC_NBUF];
     size_t elem_size[VC_NBUF]; /* bytes per element (VC_WS: 1) */
     size_t band[VC_STAGES];    /* pixels per band of the per-pixel work at stage i */
-    int stem_rows;             /* stage-0 output rows per stem band */
+    int stem_rows;             /* stage-0 output rows per stem band (one image) */
+    int stem_group;            /* images per stem step when a band holds whole images, else 1 */
     int chunk;                 /* scan chunk */
 };
+
+/* How a conv over B images of Ho×Wo outputs is cut: `group` whole images per step when a band
+ * of `band` output pixels holds at least one image (then rows = Ho), else one image at a time in
+ * bands of `rows` output rows. */
+struct vc_units {
+    int group, rows;
+};
+void vc_conv_units(size_t band, int B, int Ho, int Wo, struct vc_units *u);
+/* im2col row width of a 3×3 conv over Ci channels: 9·Ci rounded up to 8 (16-byte rows). */
+int vc_conv_k(int Ci);
 
 struct vc_carving {
     size_t off[VC_NBUF];   /* byte offset from the arena base (aligned to VC_ALIGN) */
@@ -74,18 +95,19 @@ const char *vc_buf_name(enum vc_buf b);
 void vc_stage_sizes(int v0, int H, int W, int hs[VC_STAGES], int ws[VC_STAGES]);
 /* Rows of width W in a band of `band` pixels (at least 1). */
 int vc_rows_per_band(size_t band, int W);
-/* Bytes of the SS2D chunk-carry workspace for one H×W image (0 when one chunk covers it). */
-size_t vc_ss2d_ws_bytes(int H, int W, int Dn, int N, int chunk);
+/* Bytes of the SS2D chunk-carry workspace for B images of H×W (0 when one chunk covers one). */
+size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk);
 /* Buffer capacities for B images of H×W with `band_pixels` (0 = VC_BAND_DEFAULT) at stage 0. */
 void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
              struct vc_layout *l);
 /* Offsets and total size of the buffers of l: the single source of the arena's size. */
 void vc_carve(const struct vc_layout *l, struct vc_carving *c);
 
-/* Default pixels per band at stage 0: 1 Mi pixels × (4C = 384 hidden) × 4 B = 1.5 GiB of MLP
- * scratch for VMamba-T — large enough that every GEMM fills an H100; deeper stages get
- * proportionally fewer pixels (same bytes). */
-#define VC_BAND_DEFAULT ((size_t)1 << 20)
+/* Default pixels per band at stage 0: 128 Ki pixels × (4C = 384 hidden) × 4 B = 192 MiB of MLP
+ * scratch for VMamba-T — every GEMM still has 2^17 rows (a 384-wide output is 6k tiles of
+ * 128 × 64, ~45 per SM of an H100); deeper stages get proportionally fewer pixels (same bytes).
+ * It was 1 Mi (1.5 GiB per band buffer), which put VMamba-T at 10,000² over 8 GB. */
+#define VC_BAND_DEFAULT ((size_t)1 << 17)
 /* Smallest stage-0 band the out-of-memory retry goes down to. */
 #define VC_BAND_MIN ((size_t)1 << 14)
 

@@ -180,6 +180,98 @@ extern "C" void dwconv3_cuda(const float *x, int x_row0, int x_rows, const float
     dwconv3_cuda_st(x, x_row0, x_rows, w, bias, y, y_row0, y_rows, H, W, C, silu, stream);
 }
 
+/* Whole-map version for the model: nimg images, fp32 in, dt out, SiLU. Same taps and order as
+ * dwconv3_kernel1 (exact in f32). */
+template <typename T>
+__global__ void dwconv3_silu_map_kernel(const float *__restrict__ x, const float *__restrict__ w,
+                                        const float *__restrict__ bias, T *__restrict__ y,
+                                        size_t n, int H, int W, int C)
+{
+    GRID_STRIDE_LOOP(i, n)
+    {
+        int c = (int)(i % C);
+        size_t pix = i / C;
+        int ox = (int)(pix % W);
+        size_t row = pix / W; /* image·H + oy */
+        int oy = (int)(row % H);
+        const float *img = x + (row - oy) * W * C;
+        float acc = bias ? bias[c] : 0.0f;
+        for (int ky = 0; ky < 3; ky++) {
+            int iy = oy + ky - 1;
+            if (iy < 0 || iy >= H) continue;
+            const float *xrow = img + (size_t)iy * W * C;
+            for (int kx = 0; kx < 3; kx++) {
+                int ix = ox + kx - 1;
+                if (ix < 0 || ix >= W) continue;
+                acc += xrow[(size_t)ix * C + c] * w[(size_t)c * 9 + ky * 3 + kx];
+            }
+        }
+        st(y + i, acc / (1.0f + expf(-acc)));
+    }
+}
+
+enum wv_status dwconv3_silu_map_cuda(const float *x, const float *w, const float *bias, void *y,
+                                     enum wv_dtype dt, int nimg, int H, int W, int C,
+                                     cudaStream_t s)
+{
+    size_t n = (size_t)nimg * H * W * C;
+    if (!n) return WV_OK;
+    unsigned g = cuda_blocks(n, 256);
+    if (dt == WV_DTYPE_F32)
+        dwconv3_silu_map_kernel<<<g, 256, 0, s>>>(x, w, bias, (float *)y, n, H, W, C);
+    else if (dt == WV_DTYPE_BF16)
+        dwconv3_silu_map_kernel<<<g, 256, 0, s>>>(x, w, bias, (__nv_bfloat16 *)y, n, H, W, C);
+    else
+        dwconv3_silu_map_kernel<<<g, 256, 0, s>>>(x, w, bias, (__half *)y, n, H, W, C);
+    CUDA_LAUNCH_TRY("dwconv3_silu_map");
+    return WV_OK;
+}
+
+template <typename T>
+__global__ void im2col3s2_kernel(const float *__restrict__ x, int x_row0, size_t x_img,
+                                 T *__restrict__ col, int y_row0, int y_rows, size_t n, int H,
+                                 int W, int Ci, int Wo, int Kp)
+{
+    GRID_STRIDE_LOOP(i, n)
+    {
+        int k = (int)(i % Kp);
+        size_t pix = i / Kp;
+        int ox = (int)(pix % Wo);
+        size_t t = pix / Wo;
+        int oy = y_row0 + (int)(t % y_rows);
+        size_t img = t / y_rows;
+        float v = 0.0f;
+        if (k < 9 * Ci) {
+            int tap = k / Ci, ci = k - tap * Ci;
+            int iy = 2 * oy + tap / 3 - 1, ix = 2 * ox + tap % 3 - 1;
+            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                v = x[img * x_img + ((size_t)(iy - x_row0) * W + ix) * Ci + ci];
+        }
+        st(col + i, v);
+    }
+}
+
+enum wv_status im2col3s2_cuda(const float *x, int x_row0, size_t x_img, void *col,
+                              enum wv_dtype dt, int y_row0, int y_rows, int nimg, int H, int W,
+                              int Ci, int Kp, cudaStream_t s)
+{
+    int Wo = (W + 1) / 2;
+    size_t n = (size_t)nimg * y_rows * Wo * Kp;
+    if (!n) return WV_OK;
+    unsigned g = cuda_blocks(n, 256);
+    if (dt == WV_DTYPE_F32)
+        im2col3s2_kernel<<<g, 256, 0, s>>>(x, x_row0, x_img, (float *)col, y_row0, y_rows, n, H,
+                                           W, Ci, Wo, Kp);
+    else if (dt == WV_DTYPE_BF16)
+        im2col3s2_kernel<<<g, 256, 0, s>>>(x, x_row0, x_img, (__nv_bfloat16 *)col, y_row0, y_rows,
+                                           n, H, W, Ci, Wo, Kp);
+    else
+        im2col3s2_kernel<<<g, 256, 0, s>>>(x, x_row0, x_img, (__half *)col, y_row0, y_rows, n, H,
+                                           W, Ci, Wo, Kp);
+    CUDA_LAUNCH_TRY("im2col3s2");
+    return WV_OK;
+}
+
 /* ---- dense k×k / stride s convs (stem, downsample v3, v0 patch embed) ---------------------- */
 
 /* One thread per output (pixel, co). Weights (Co, Ci, k, k) as stored; input reads are

@@ -22,8 +22,10 @@
  *             ⟨C, h⟩ + D·u into y at the chunk's pixels.
  *   Work per launch is 4·Dn·n_chunks threads (2.3 M at 10k², T stage 0); the workspace is
  *   2·K·n_chunks·N·Dn floats (75 MB there), never a K×L×Dn copy.
- * - Coalescing. Threads of a block are consecutive channels d of one (k, chunk): at every step a
- *   warp reads 32 consecutive floats of u and writes 32 of y, and xdbl[p, k, ·] is a broadcast.
+ * - Coalescing. A warp is 32 consecutive channels d of one (b, k, chunk): at every step it reads
+ *   32 consecutive values of u and writes 32 of y, and xdbl[p, k, ·] is a broadcast. A block is
+ *   4 such warps on 4 chunks (version 2: whole batches in one launch; version 1 looped over
+ *   images on the host, 256 launches of a few dozen blocks each for 224² × 256).
  * - Merge without atomics, deterministic: pass 2 runs once per direction in the order 0, 2, 1, 3
  *   (the CPU's order); the first overwrites y, the others add. Chunks of one direction cover
  *   disjoint pixels, so there are no races.
@@ -38,38 +40,74 @@
 
 #include "src/ss2d.h"
 
-/* Channels per block (threads); a block owns one (direction, chunk) and 64 channels. */
-#define SS2D_THREADS 64
-/* Largest dt_rank held in shared memory (VMamba-B stage 3 uses 64; 128·64·4 B = 32 KB < 48 KB). */
+/* Block shape: 32 channels (one warp: coalesced u/y accesses, xdbl broadcast) × SS2D_CPB
+ * chunks of the same (image, direction); 128 threads, so Dn = 96 wastes no lanes and an SM
+ * holds 16 blocks. */
+#define SS2D_LANES 32
+#define SS2D_CPB 4
+/* Largest dt_rank held in shared memory (VMamba-B stage 3 uses 64; 128·32·4 B = 16 KB). */
 #define SS2D_MAX_R 128
 
-template <int NMAX, int PASS>
-__global__ void __launch_bounds__(SS2D_THREADS)
-ss2d_chunk_kernel1(const float *u, const float *xdbl, const float *dt_w, const float *dt_b,
-                   const float *A, const float *Ds, float *y, int H, int W, int Dn, int R, int N,
-                   size_t chunk, size_t n_chunks, int k_only, int accumulate, float *ws)
+/* Softplus and the per-step decay. Exact variant (FAST = false): the CPU's formulas (softplus_dev,
+ * scan_exp), what the f32 forward is checked against at 1e-4. Fast variant (bf16/f16 forwards,
+ * whose GEMM operands already carry 8-bit mantissas): hardware exp2/log2 approximations, ~20
+ * instructions a step fewer; relative error ~1e-6, far below the bf16 rounding of u. */
+template <bool FAST> __device__ __forceinline__ float ss2d_softplus(float x)
 {
-    extern __shared__ float wt[]; /* (R, SS2D_THREADS): dt_w of this block's channels */
+    if (!FAST) return softplus_dev(x);
+    if (x > 20.0f) return x;
+    float e = __expf(x);
+    return x < -12.0f ? e : __logf(1.0f + e);
+}
+template <bool FAST> __device__ __forceinline__ float ss2d_decay(float x)
+{
+    return FAST ? __expf(x) : scan_exp(x);
+}
+
+__device__ __forceinline__ float ldu(const float *p) { return *p; }
+__device__ __forceinline__ float ldu(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+__device__ __forceinline__ float ldu(const __half *p) { return __half2float(*p); }
+
+/* One thread = one (image b, direction k, chunk c, channel d). PASS 1: scan the chunk from h = 0,
+ * store (Σ δA, h_local) per state in ws. PASS 2: re-scan from the carried entering state (ws;
+ * zero when ws == NULL, i.e. one chunk) and write or add ⟨C, h⟩ + D·u into y at the chunk's
+ * pixels. ws lane j = ((b·K + k)·N + n)·Dn + d, chunk-major: ws[(c·n_seq + j)·2 + {0, 1}]. */
+template <int NMAX, int PASS, typename TU, bool FAST>
+__global__ void __launch_bounds__(SS2D_LANES * SS2D_CPB)
+ss2d_chunk_kernel2(const TU *__restrict__ u, const float *__restrict__ xdbl,
+                   const float *__restrict__ dt_w, const float *__restrict__ dt_b,
+                   const float *__restrict__ A, const float *__restrict__ Ds, float *__restrict__ y,
+                   int B, int H, int W, int Dn, int R, int N, size_t chunk, size_t n_chunks,
+                   int k_only, int accumulate, float *__restrict__ ws)
+{
+    __shared__ float wt[SS2D_MAX_R * SS2D_LANES]; /* dt_w of this block's 32 channels */
     const size_t L = (size_t)H * W;
     const int P = R + 2 * N;
-    const size_t c = blockIdx.x;
-    const int d = blockIdx.y * SS2D_THREADS + threadIdx.x;
-    const int k = PASS == 1 ? (int)blockIdx.z : k_only;
-    for (int r = 0; r < R; r++)
-        wt[r * SS2D_THREADS + threadIdx.x] = d < Dn ? dt_w[((size_t)k * Dn + d) * R + r] : 0.0f;
+    const int lane = threadIdx.x, d = blockIdx.y * SS2D_LANES + lane;
+    const int b = PASS == 1 ? (int)(blockIdx.z / SS2D_K) : (int)blockIdx.z;
+    const int k = PASS == 1 ? (int)(blockIdx.z % SS2D_K) : k_only;
+    for (int i = threadIdx.y * SS2D_LANES + lane; i < R * SS2D_LANES; i += SS2D_LANES * SS2D_CPB) {
+        int r = i / SS2D_LANES, dd = blockIdx.y * SS2D_LANES + i % SS2D_LANES;
+        wt[i] = dd < Dn ? dt_w[((size_t)k * Dn + dd) * R + r] : 0.0f;
+    }
     __syncthreads();
-    if (d >= Dn) return;
-    const size_t n_seq = (size_t)SS2D_K * N * Dn; /* lanes of the carry: (k, n, d) */
+    const size_t c = (size_t)blockIdx.x * SS2D_CPB + threadIdx.y;
+    if (d >= Dn || c >= n_chunks) return;
+    const size_t n_seq = (size_t)B * SS2D_K * N * Dn;
+    const size_t lane0 = ((size_t)b * SS2D_K + k) * N * Dn + d;
+    const TU *ub = u + (size_t)b * L * Dn;
+    const float *xb = xdbl + (size_t)b * L * SS2D_K * P;
+    float *yb = y + (size_t)b * L * Dn;
     float h[NMAX], ls[NMAX], lc[NMAX], Ac[NMAX]; /* ls, lc: Σ δA over the chunk (Kahan) */
 #pragma unroll
     for (int n = 0; n < NMAX; n++) {
         Ac[n] = n < N ? A[((size_t)k * Dn + d) * N + n] : 0.0f;
         ls[n] = lc[n] = 0.0f;
         h[n] = 0.0f;
-        if (PASS == 2 && ws && n < N) h[n] = ws[(c * n_seq + ((size_t)k * N + n) * Dn + d) * 2 + 1];
+        if (PASS == 2 && ws && n < N) h[n] = ws[(c * n_seq + lane0 + (size_t)n * Dn) * 2 + 1];
     }
     const float bias = dt_b[(size_t)k * Dn + d], Dk = Ds[(size_t)k * Dn + d];
-    size_t l0 = c * chunk, l1 = l0 + chunk < L ? l0 + chunk : L;
+    const size_t l0 = c * chunk, l1 = l0 + chunk < L ? l0 + chunk : L;
     for (size_t l = l0; l < l1; l++) {
         size_t p;
         if (k == 0) p = l;
@@ -78,15 +116,15 @@ ss2d_chunk_kernel1(const float *u, const float *xdbl, const float *dt_w, const f
             size_t q = k == 1 ? l : L - 1 - l; /* q = w·H + h */
             p = (q % H) * W + q / H;
         }
-        const float *xd = xdbl + (p * SS2D_K + k) * P;
+        const float *xd = xb + (p * SS2D_K + k) * P;
         float dt = 0.0f;
-        for (int r = 0; r < R; r++) dt += wt[r * SS2D_THREADS + threadIdx.x] * xd[r];
-        dt = softplus_dev(dt + bias);
-        float up = u[p * Dn + d], acc = 0.0f;
+        for (int r = 0; r < R; r++) dt += wt[r * SS2D_LANES + lane] * xd[r];
+        dt = ss2d_softplus<FAST>(dt + bias);
+        float up = ldu(ub + p * Dn + d), acc = 0.0f;
 #pragma unroll
         for (int n = 0; n < NMAX; n++) {
             if (n < N) {
-                float x = dt * Ac[n], a = scan_exp(x);
+                float x = dt * Ac[n], a = ss2d_decay<FAST>(x);
                 h[n] = a * h[n] + dt * xd[R + n] * up;
                 if (PASS == 1) kahan_add(ls[n], lc[n], x);
                 else acc += xd[R + N + n] * h[n];
@@ -94,15 +132,15 @@ ss2d_chunk_kernel1(const float *u, const float *xdbl, const float *dt_w, const f
         }
         if (PASS == 2) {
             float out = acc + Dk * up;
-            if (accumulate) y[p * Dn + d] += out;
-            else y[p * Dn + d] = out;
+            if (accumulate) yb[p * Dn + d] += out;
+            else yb[p * Dn + d] = out;
         }
     }
     if (PASS == 1) {
 #pragma unroll
         for (int n = 0; n < NMAX; n++) {
             if (n >= N) continue;
-            float *q = ws + (c * n_seq + ((size_t)k * N + n) * Dn + d) * 2;
+            float *q = ws + (c * n_seq + lane0 + (size_t)n * Dn) * 2;
             q[0] = ls[n] - lc[n];
             q[1] = h[n];
         }
@@ -112,7 +150,85 @@ ss2d_chunk_kernel1(const float *u, const float *xdbl, const float *dt_w, const f
 extern "C" size_t ss2d_cuda_ws_bytes(int H, int W, int Dn, int N, int chunk)
 {
     static_assert(SS2D_K == 4, "vc_ss2d_ws_bytes assumes 4 directions");
-    return vc_ss2d_ws_bytes(H, W, Dn, N, chunk);
+    return vc_ss2d_ws_bytes(1, H, W, Dn, N, chunk);
+}
+
+template <typename TU, bool FAST>
+static void ss2d_launch(const TU *u, const float *xdbl, const float *dt_w, const float *dt_b,
+                        const float *A, const float *Ds, float *y, int B, int H, int W, int Dn,
+                        int R, int N, size_t chunk, size_t n_chunks, float *w, cudaStream_t stream)
+{
+    static const int korder[SS2D_K] = {0, 2, 1, 3}; /* the CPU's merge order */
+    const unsigned dblocks = (unsigned)((Dn + SS2D_LANES - 1) / SS2D_LANES);
+    const unsigned cblocks = (unsigned)((n_chunks + SS2D_CPB - 1) / SS2D_CPB);
+    const dim3 blk(SS2D_LANES, SS2D_CPB);
+    SCAN_DISPATCH_N(N, NM, {
+        if (n_chunks > 1) {
+            dim3 g1(cblocks, dblocks, (unsigned)(SS2D_K * B));
+            ss2d_chunk_kernel2<NM, 1, TU, FAST><<<g1, blk, 0, stream>>>(
+                u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, N, chunk, n_chunks, 0, 0, w);
+            if (cudaPeekAtLastError() == cudaSuccess) {
+                size_t lanes = (size_t)B * SS2D_K * N * Dn;
+                scan_carry_kernel1<<<cuda_blocks(lanes, 128), 128, 0, stream>>>(w, NULL, lanes,
+                                                                               n_chunks);
+            }
+        }
+        dim3 g2(cblocks, dblocks, (unsigned)B);
+        for (int kk = 0; kk < SS2D_K && cudaPeekAtLastError() == cudaSuccess; kk++)
+            ss2d_chunk_kernel2<NM, 2, TU, FAST><<<g2, blk, 0, stream>>>(
+                u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, N, chunk, n_chunks, korder[kk],
+                kk > 0, n_chunks > 1 ? w : NULL);
+    });
+}
+
+extern "C" enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtype u_dt,
+                                                     const float *xdbl, const float *dt_w,
+                                                     const float *dt_b, const float *A,
+                                                     const float *Ds, float *y, int B, int H,
+                                                     int W, int Dn, int R, int N, int chunk,
+                                                     void *ws, cudaStream_t stream)
+{
+    size_t L = (size_t)H * W;
+    if (L == 0 || Dn <= 0 || B <= 0) return WV_OK;
+    if (N < 1 || N > CUDA_SCAN_MAX_N)
+        return error_set(WV_EUNSUPPORTED, "cuda ss2d_scan_merge: d_state %d, this build takes 1..%d",
+                         N, CUDA_SCAN_MAX_N);
+    if (R < 0 || R > SS2D_MAX_R)
+        return error_set(WV_EUNSUPPORTED, "cuda ss2d_scan_merge: dt_rank %d, this build takes 0..%d",
+                         R, SS2D_MAX_R);
+    if (chunk <= 0) return error_set(WV_EINVAL, "cuda ss2d_scan_merge: chunk %d", chunk);
+    if (B > 65535 / SS2D_K)
+        return error_set(WV_EUNSUPPORTED, "cuda ss2d_scan_merge: batch %d (at most %d)", B,
+                         65535 / SS2D_K);
+    size_t n_chunks = (L + chunk - 1) / chunk;
+    if (n_chunks / SS2D_CPB > 0x7fffffffu)
+        return error_set(WV_EUNSUPPORTED, "cuda ss2d_scan_merge: %zu chunks", n_chunks);
+    float *w = (float *)ws;
+    int own = 0;
+    if (n_chunks > 1 && !w) {
+        CUDA_TRY("ss2d_scan_merge",
+                 cudaMallocAsync((void **)&w, vc_ss2d_ws_bytes(B, H, W, Dn, N, chunk), stream));
+        own = 1;
+    }
+    if (u_dt == WV_DTYPE_F32)
+        ss2d_launch<float, false>((const float *)u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, N,
+                                  (size_t)chunk, n_chunks, w, stream);
+    else if (u_dt == WV_DTYPE_BF16)
+        ss2d_launch<__nv_bfloat16, true>((const __nv_bfloat16 *)u, xdbl, dt_w, dt_b, A, Ds, y, B,
+                                         H, W, Dn, R, N, (size_t)chunk, n_chunks, w, stream);
+    else
+        ss2d_launch<__half, true>((const __half *)u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R,
+                                  N, (size_t)chunk, n_chunks, w, stream);
+    enum wv_status st = WV_OK;
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        st = cuda_fail(e, "ss2d_chunk_kernel2<<<>>>", "ss2d_scan_merge", __FILE__, __LINE__);
+    if (own) {
+        cudaError_t fe = cudaFreeAsync(w, stream);
+        if (fe != cudaSuccess && st == WV_OK)
+            st = cuda_fail(fe, "cudaFreeAsync", "ss2d_scan_merge", __FILE__, __LINE__);
+    }
+    return st;
 }
 
 extern "C" enum wv_status ss2d_scan_merge_cuda_ex(const float *u, const float *xdbl,
@@ -121,55 +237,8 @@ extern "C" enum wv_status ss2d_scan_merge_cuda_ex(const float *u, const float *x
                                                   int H, int W, int Dn, int R, int N, int chunk,
                                                   void *ws, cudaStream_t stream)
 {
-    size_t L = (size_t)H * W;
-    if (L == 0 || Dn <= 0) return WV_OK;
-    if (N < 1 || N > CUDA_SCAN_MAX_N)
-        return error_set(WV_EUNSUPPORTED, "cuda ss2d_scan_merge: d_state %d, this build takes 1..%d",
-                         N, CUDA_SCAN_MAX_N);
-    if (R < 0 || R > SS2D_MAX_R)
-        return error_set(WV_EUNSUPPORTED, "cuda ss2d_scan_merge: dt_rank %d, this build takes 0..%d",
-                         R, SS2D_MAX_R);
-    if (chunk <= 0) return error_set(WV_EINVAL, "cuda ss2d_scan_merge: chunk %d", chunk);
-    size_t n_chunks = (L + chunk - 1) / chunk;
-    if (n_chunks > 0x7fffffffu)
-        return error_set(WV_EUNSUPPORTED, "cuda ss2d_scan_merge: %zu chunks", n_chunks);
-    unsigned dblocks = (unsigned)((Dn + SS2D_THREADS - 1) / SS2D_THREADS);
-    size_t shmem = (size_t)(R > 0 ? R : 1) * SS2D_THREADS * sizeof(float);
-    float *w = (float *)ws;
-    int own = 0;
-    if (n_chunks > 1 && !w) {
-        CUDA_TRY("ss2d_scan_merge",
-                 cudaMallocAsync((void **)&w, ss2d_cuda_ws_bytes(H, W, Dn, N, chunk), stream));
-        own = 1;
-    }
-    static const int korder[SS2D_K] = {0, 2, 1, 3}; /* the CPU's merge order */
-    SCAN_DISPATCH_N(N, NM, {
-        if (n_chunks > 1) {
-            dim3 g1((unsigned)n_chunks, dblocks, SS2D_K);
-            ss2d_chunk_kernel1<NM, 1><<<g1, SS2D_THREADS, shmem, stream>>>(
-                u, xdbl, dt_w, dt_b, A, Ds, y, H, W, Dn, R, N, (size_t)chunk, n_chunks, 0, 0, w);
-            if (cudaPeekAtLastError() == cudaSuccess) {
-                size_t lanes = (size_t)SS2D_K * N * Dn;
-                scan_carry_kernel1<<<cuda_blocks(lanes, 128), 128, 0, stream>>>(w, NULL, lanes,
-                                                                               n_chunks);
-            }
-        }
-        dim3 g2((unsigned)n_chunks, dblocks, 1);
-        for (int kk = 0; kk < SS2D_K && cudaPeekAtLastError() == cudaSuccess; kk++)
-            ss2d_chunk_kernel1<NM, 2><<<g2, SS2D_THREADS, shmem, stream>>>(
-                u, xdbl, dt_w, dt_b, A, Ds, y, H, W, Dn, R, N, (size_t)chunk, n_chunks,
-                korder[kk], kk > 0, n_chunks > 1 ? w : NULL);
-    });
-    enum wv_status st = WV_OK;
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        st = cuda_fail(e, "ss2d_chunk_kernel1<<<>>>", "ss2d_scan_merge", __FILE__, __LINE__);
-    if (own) {
-        cudaError_t fe = cudaFreeAsync(w, stream);
-        if (fe != cudaSuccess && st == WV_OK)
-            st = cuda_fail(fe, "cudaFreeAsync", "ss2d_scan_merge", __FILE__, __LINE__);
-    }
-    return st;
+    return ss2d_scan_merge_batch_cuda(u, WV_DTYPE_F32, xdbl, dt_w, dt_b, A, Ds, y, 1, H, W, Dn, R,
+                                      N, chunk, ws, stream);
 }
 
 extern "C" void ss2d_scan_merge_cuda(const float *u, const float *xdbl, const float *dt_w,

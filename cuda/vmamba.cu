@@ -49,7 +49,8 @@ struct gblock {
 struct gstage {
     int C, Dn, R, depth, hidden;
     std::vector<gblock> blocks;
-    float *ds_w, *ds_b, *ds_nw, *ds_nb; /* v2 conv (2C, C, 3, 3) fp32; v0: ds_red below */
+    float *ds_b, *ds_nw, *ds_nb;        /* v2 conv bias, norm (v0: norm of the 4C gather) */
+    void *ds_wc;                        /* v2 conv as a GEMM operand (2C, vc_conv_k(C)) dtype */
     void *ds_red;                       /* v0 reduction (2C, 4C) dtype */
 };
 
@@ -57,7 +58,9 @@ struct vmamba_cuda {
     struct vmamba_config cfg;
     struct vmamba_cuda_options opt;
     int in_chans, stem_mid;
-    float *pe0_w, *pe0_b, *pe2_w, *pe2_b, *pe5_w, *pe5_b, *pe7_w, *pe7_b;
+    float *pe0_w; /* v0 4×4 patch embed (C0, Cin, 4, 4) fp32 */
+    void *pe0_wc, *pe5_wc; /* v2 stem convs as GEMM operands (Co, vc_conv_k(Ci)) dtype */
+    float *pe0_b, *pe2_w, *pe2_b, *pe5_b, *pe7_w, *pe7_b;
     gstage st[VMAMBA_STAGES];
     float *cls_nw, *cls_nb, *head_w, *head_b;
     char *d_weights;              /* one device block holding every tensor */
@@ -68,18 +71,25 @@ struct vmamba_cuda {
     size_t h_pinned_bytes;
     float *h_map;                 /* stage-map download buffer (pageable) */
     size_t h_map_bytes;
+    size_t weight_bytes;
+    /* section timing (opt.profile): events recorded at section starts, the section of each */
+    std::vector<cudaEvent_t> prof_ev;
+    std::vector<int> prof_sec;
+    int prof_n;
+    double prof_ms[VCP_N];
 };
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
 namespace {
-enum conv_kind { K_F32, K_DT, K_NEGEXP };
+enum conv_kind { K_F32, K_DT, K_NEGEXP, K_CONV };
 struct up_entry {
     const float *src;
     size_t n;
     conv_kind kind;
     size_t off;
     void **dst;
+    int co, ci; /* K_CONV: (co, ci, 3, 3) → (co, vc_conv_k(ci)), k = (ky·3 + kx)·ci + c */
 };
 struct uploader {
     std::vector<up_entry> e;
@@ -88,10 +98,28 @@ struct uploader {
     void add(void **dst, const float *src, size_t n, conv_kind kind)
     {
         size_t es = kind == K_DT ? dtype_size(dt) : 4;
-        e.push_back({src, n, kind, bytes, dst});
+        e.push_back({src, n, kind, bytes, dst, 0, 0});
         bytes += cuda_pool_round(n * es);
     }
+    void add_conv(void **dst, const float *src, int co, int ci)
+    {
+        size_t n = (size_t)co * vc_conv_k(ci);
+        e.push_back({src, n, K_CONV, bytes, dst, co, ci});
+        bytes += cuda_pool_round(n * dtype_size(dt));
+    }
 };
+
+/* value of element q of a converted entry, as float (before the dtype store) */
+static float up_value(const up_entry &e, size_t q)
+{
+    if (e.kind == K_NEGEXP) return -expf(e.src[q]);
+    if (e.kind != K_CONV) return e.src[q];
+    const int kp = vc_conv_k(e.ci);
+    const int co = (int)(q / kp), k = (int)(q % kp);
+    if (k >= 9 * e.ci) return 0.0f;
+    const int tap = k / e.ci, c = k % e.ci;
+    return e.src[((size_t)co * e.ci + c) * 9 + tap];
+}
 } // namespace
 
 
@@ -100,6 +128,12 @@ struct uploader {
         const float *need_src_ = (expr);                                                     \
         if (!need_src_) return error_code() ? error_code() : WV_ENOTFOUND;                   \
         up.add((void **)&(dst), need_src_, (size_t)(n), kind);                               \
+    } while (0)
+#define NEED_CONV(dst, co, ci, expr)                                                         \
+    do {                                                                                     \
+        const float *need_src_ = (expr);                                                     \
+        if (!need_src_) return error_code() ? error_code() : WV_ENOTFOUND;                   \
+        up.add_conv((void **)&(dst), need_src_, co, ci);                                     \
     } while (0)
 
 static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *w,
@@ -122,12 +156,11 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
         if (!t) return error_code();
         int Cm = m->stem_mid = (int)t->shape[0];
         m->in_chans = (int)t->shape[1];
-        up.add((void **)&m->pe0_w, t->data, (size_t)t->numel, K_F32);
+        up.add_conv(&m->pe0_wc, t->data, Cm, m->in_chans);
         NEED(m->pe0_b, Cm, K_F32, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.0.bias"));
         NEED(m->pe2_w, Cm, K_F32, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.weight"));
         NEED(m->pe2_b, Cm, K_F32, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.bias"));
-        NEED(m->pe5_w, (size_t)C0 * Cm * 9, K_F32,
-             vmamba_tensor_f32(w, prefix, 4, C0, Cm, 3, 3, "patch_embed.5.weight"));
+        NEED_CONV(m->pe5_wc, C0, Cm, vmamba_tensor_f32(w, prefix, 4, C0, Cm, 3, 3, "patch_embed.5.weight"));
         NEED(m->pe5_b, C0, K_F32, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.5.bias"));
         NEED(m->pe7_w, C0, K_F32, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.weight"));
         NEED(m->pe7_b, C0, K_F32, vmamba_tensor_f32(w, prefix, 1, C0, 0, 0, 0, "patch_embed.7.bias"));
@@ -173,7 +206,7 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
                 NEED(s.ds_red, (size_t)C2 * 4 * C, K_DT,
                      vmamba_tensor_f32(w, prefix, 2, C2, 4 * C, 0, 0, "layers.%d.downsample.reduction.weight", i));
             } else {
-                NEED(s.ds_w, (size_t)C2 * C * 9, K_F32, vmamba_tensor_f32(w, prefix, 4, C2, C, 3, 3, "layers.%d.downsample.1.weight", i));
+                NEED_CONV(s.ds_wc, C2, C, vmamba_tensor_f32(w, prefix, 4, C2, C, 3, 3, "layers.%d.downsample.1.weight", i));
                 NEED(s.ds_b, C2, K_F32, vmamba_tensor_f32(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.1.bias", i));
                 NEED(s.ds_nw, C2, K_F32, vmamba_tensor_f32(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.weight", i));
                 NEED(s.ds_nb, C2, K_F32, vmamba_tensor_f32(w, prefix, 1, C2, 0, 0, 0, "layers.%d.downsample.3.bias", i));
@@ -196,14 +229,12 @@ static enum wv_status upload_weights(struct vmamba_cuda *m, uploader &up)
     if (!h) return error_set(WV_ENOMEM, "cuda model: %zu bytes of host staging for weights", up.bytes);
     for (const up_entry &e : up.e) {
         char *dst = h + e.off;
-        if (e.kind == K_NEGEXP) {
-            for (size_t q = 0; q < e.n; q++) ((float *)dst)[q] = -expf(e.src[q]);
-        } else if (e.kind == K_F32 || up.dt == WV_DTYPE_F32) {
-            memcpy(dst, e.src, e.n * sizeof(float));
+        if (e.kind == K_NEGEXP || e.kind == K_F32 || up.dt == WV_DTYPE_F32) {
+            for (size_t q = 0; q < e.n; q++) ((float *)dst)[q] = up_value(e, q);
         } else if (up.dt == WV_DTYPE_BF16) {
-            for (size_t q = 0; q < e.n; q++) ((__nv_bfloat16 *)dst)[q] = __float2bfloat16_rn(e.src[q]);
+            for (size_t q = 0; q < e.n; q++) ((__nv_bfloat16 *)dst)[q] = __float2bfloat16_rn(up_value(e, q));
         } else {
-            for (size_t q = 0; q < e.n; q++) ((__half *)dst)[q] = __float2half_rn(e.src[q]);
+            for (size_t q = 0; q < e.n; q++) ((__half *)dst)[q] = __float2half_rn(up_value(e, q));
         }
     }
     cudaError_t ce = cudaMalloc((void **)&m->d_weights, up.bytes ? up.bytes : 1);
@@ -216,6 +247,7 @@ static enum wv_status upload_weights(struct vmamba_cuda *m, uploader &up)
     free(h);
     if (ce != cudaSuccess) return cuda_fail(ce, "cudaMemcpy(weights)", "model", __FILE__, __LINE__);
     for (const up_entry &e : up.e) *e.dst = m->d_weights + e.off;
+    m->weight_bytes = up.bytes;
     return WV_OK;
 }
 
@@ -276,6 +308,7 @@ extern "C" void vmamba_cuda_free(struct vmamba_cuda *m)
     if (m->h_pinned) cudaFreeHost(m->h_pinned);
     free(m->h_map);
     if (m->copy_done) cudaEventDestroy(m->copy_done);
+    for (cudaEvent_t e : m->prof_ev) cudaEventDestroy(e);
     if (m->stream) cudaStreamDestroy(m->stream);
     delete m;
 }
@@ -329,9 +362,10 @@ struct gfwd {
     enum wv_dtype dt;
     int tf32, B, chunk;
     size_t bp; /* band pixels of the stage being run (layout band[i]) */
-    float *map[3], *xdbl, *band_b, *band_c, *in, *mid, *feat;
-    void *band_a, *band_d, *ws;
-    struct vc_layout l; /* capacities (elements) of every buffer, bands, stem rows */
+    float *map[2], *xdbl, *band_b, *band_c, *in, *mid, *feat;
+    void *u, *band_a, *band_d, *col, *ws;
+    const float *dev_in; /* (B, H, W, Cin) on the device, or NULL: rows come through `read` */
+    struct vc_layout l;  /* capacities (elements) of every buffer, bands, stem rows */
 };
 
 /* Host-side guard before a kernel writes `n` elements of buffer `b`: the layout (cuda/arena.c)
@@ -347,6 +381,35 @@ static enum wv_status sizing_error(int b, size_t need, size_t have)
         size_t fits_n_ = (size_t)(n);                                                        \
         if (fits_n_ > (f).l.elems[b]) return sizing_error(b, fits_n_, (f).l.elems[b]);      \
     } while (0)
+
+/* Section timing: an event at the start of each section (and one at the end of the forward). */
+static enum wv_status mark(gfwd &f, int sec)
+{
+    struct vmamba_cuda *m = f.m;
+    if (!m->opt.profile) return WV_OK;
+    if ((size_t)m->prof_n == m->prof_ev.size()) {
+        cudaEvent_t e;
+        CUDA_TRY("model profile", cudaEventCreate(&e));
+        m->prof_ev.push_back(e);
+        m->prof_sec.push_back(0);
+    }
+    m->prof_sec[m->prof_n] = sec;
+    CUDA_TRY("model profile", cudaEventRecord(m->prof_ev[m->prof_n], f.s));
+    m->prof_n++;
+    return WV_OK;
+}
+
+/* After the stream is idle: add the intervals to prof_ms. */
+static enum wv_status profile_collect(struct vmamba_cuda *m)
+{
+    for (int i = 0; i + 1 < m->prof_n; i++) {
+        float ms = 0.0f;
+        CUDA_TRY("model profile", cudaEventElapsedTime(&ms, m->prof_ev[i], m->prof_ev[i + 1]));
+        if (m->prof_sec[i] >= 0 && m->prof_sec[i] < VCP_N) m->prof_ms[m->prof_sec[i]] += ms;
+    }
+    m->prof_n = 0;
+    return WV_OK;
+}
 
 static enum wv_status gemm(gfwd &f, const void *x, const void *w, const float *bias, float *y,
                            size_t M, int K, int Nout, int acc)
@@ -374,18 +437,39 @@ static enum wv_status ensure_pinned(struct vmamba_cuda *m, size_t bytes)
     return WV_OK;
 }
 
-/* Pull input rows [row0, row0+rows) of image b into device buffer d (via the pinned staging;
- * the host waits only for the previous copy, not for the GPU's compute). */
-static enum wv_status read_rows(gfwd &f, vmamba_read_rows_fn read, void *ru, int b, int row0,
-                                int rows, int W, float *d)
+/* Input rows [row0, row0+rows) of image b: straight from the device input, or pulled through
+ * `read` into the pinned staging and copied to f.in (the host waits only for the previous copy,
+ * not for the GPU's compute). */
+static enum wv_status input_rows(gfwd &f, vmamba_read_rows_fn read, void *ru, int b, int row0,
+                                 int rows, int H, int W, const float **out)
 {
     struct vmamba_cuda *m = f.m;
-    size_t bytes = (size_t)rows * W * m->in_chans * sizeof(float);
+    if (f.dev_in) {
+        *out = f.dev_in + ((size_t)b * H + row0) * W * m->in_chans;
+        return WV_OK;
+    }
+    size_t n = (size_t)rows * W * m->in_chans;
+    FITS(f, VC_IN, n);
     CUDA_TRY("model input", cudaEventSynchronize(m->copy_done));
     T(read(ru, b, row0, rows, m->h_pinned));
-    CUDA_TRY("model input", cudaMemcpyAsync(d, m->h_pinned, bytes, cudaMemcpyHostToDevice, f.s));
+    CUDA_TRY("model input", cudaMemcpyAsync(f.in, m->h_pinned, n * sizeof(float),
+                                            cudaMemcpyHostToDevice, f.s));
     CUDA_TRY("model input", cudaEventRecord(m->copy_done, f.s));
+    *out = f.in;
     return WV_OK;
+}
+
+/* y rows = conv3×3/s2(x) + bias as im2col + one GEMM: `nimg` images (x + i·x_img, rows from
+ * x_row0 on), output rows [y_row0, y_row0 + y_rows) of each, written contiguously at y. */
+static enum wv_status conv3s2_gemm(gfwd &f, const float *x, int x_row0, size_t x_img,
+                                   const void *wc, const float *bias, float *y, int y_row0,
+                                   int y_rows, int nimg, int H, int W, int Ci, int Co)
+{
+    const int Kp = vc_conv_k(Ci), Wo = (W + 1) / 2;
+    const size_t M = (size_t)nimg * y_rows * Wo;
+    FITS(f, VC_COL, M * Kp);
+    T(im2col3s2_cuda(x, x_row0, x_img, f.col, f.dt, y_row0, y_rows, nimg, H, W, Ci, Kp, f.s));
+    return gemm(f, f.col, wc, bias, y, M, Kp, Co, 0);
 }
 
 static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn read, void *ru,
@@ -397,15 +481,15 @@ static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn re
     stage_sizes(m->cfg.family == VMAMBA_V0, H, W, hs, ws);
     const int H0 = hs[0], W0 = ws[0];
     const int rb = f.l.stem_rows;
-    T(ensure_pinned(m, f.l.elems[VC_IN] * sizeof(float)));
+    if (!f.dev_in) T(ensure_pinned(m, f.l.elems[VC_IN] * sizeof(float)));
+    const float *src = NULL;
     if (m->cfg.family == VMAMBA_V0) {
         for (int b = 0; b < f.B; b++)
             for (int r0 = 0; r0 < H0; r0 += rb) {
                 int r1 = r0 + rb < H0 ? r0 + rb : H0;
-                FITS(f, VC_IN, (size_t)4 * (r1 - r0) * W * Cin);
-                T(read_rows(f, read, ru, b, 4 * r0, 4 * (r1 - r0), W, f.in));
+                T(input_rows(f, read, ru, b, 4 * r0, 4 * (r1 - r0), H, W, &src));
                 float *xo = x + ((size_t)b * H0 + r0) * W0 * C0;
-                T(patch_embed4_cuda_st(f.in, 4 * r0, 4 * (r1 - r0), m->pe0_w, m->pe0_b, xo, r0,
+                T(patch_embed4_cuda_st(src, 4 * r0, 4 * (r1 - r0), m->pe0_w, m->pe0_b, xo, r0,
                                        r1 - r0, H, W, Cin, C0, f.s));
                 T(layernorm_cuda_dt(xo, m->pe2_w, m->pe2_b, xo, WV_DTYPE_F32,
                                     (size_t)(r1 - r0) * W0, C0, f.s));
@@ -413,69 +497,60 @@ static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn re
         return WV_OK;
     }
     const int H1 = (H + 1) / 2, W1 = (W + 1) / 2, Cm = m->stem_mid;
-    for (int b = 0; b < f.B; b++)
+    const int g = f.dev_in ? f.l.stem_group : 1;
+    for (int b0 = 0; b0 < f.B; b0 += g) {
+        const int ng = f.B - b0 < g ? f.B - b0 : g; /* > 1 only when whole images fit a band */
         for (int r0 = 0; r0 < H0; r0 += rb) {
             int r1 = r0 + rb < H0 ? r0 + rb : H0;
             int m0 = 2 * r0 - 1 < 0 ? 0 : 2 * r0 - 1, m1 = 2 * r1 < H1 ? 2 * r1 : H1;
             int i0 = 2 * m0 - 1 < 0 ? 0 : 2 * m0 - 1, i1 = 2 * m1 < H ? 2 * m1 : H;
-            FITS(f, VC_IN, (size_t)(i1 - i0) * W * Cin);
-            FITS(f, VC_MID, (size_t)(m1 - m0) * W1 * Cm);
-            T(read_rows(f, read, ru, b, i0, i1 - i0, W, f.in));
-            T(conv3s2_cuda_st(f.in, i0, i1 - i0, m->pe0_w, m->pe0_b, f.mid, m0, m1 - m0, H, W,
-                              Cin, Cm, f.s));
-            size_t nmid = (size_t)(m1 - m0) * W1;
+            size_t nmid = (size_t)ng * (m1 - m0) * W1;
+            FITS(f, VC_MID, nmid * Cm);
+            T(input_rows(f, read, ru, b0, i0, i1 - i0, H, W, &src));
+            T(conv3s2_gemm(f, src, i0, (size_t)H * W * Cin, m->pe0_wc, m->pe0_b, f.mid, m0,
+                           m1 - m0, ng, H, W, Cin, Cm));
             T(layernorm_cuda_dt(f.mid, m->pe2_w, m->pe2_b, f.mid, WV_DTYPE_F32, nmid, Cm, f.s));
             T(gelu_cuda_dt(f.mid, f.mid, WV_DTYPE_F32, nmid * Cm, f.s));
-            float *xo = x + ((size_t)b * H0 + r0) * W0 * C0;
-            T(conv3s2_cuda_st(f.mid, m0, m1 - m0, m->pe5_w, m->pe5_b, xo, r0, r1 - r0, H1, W1, Cm,
-                              C0, f.s));
-            T(layernorm_cuda_dt(xo, m->pe7_w, m->pe7_b, xo, WV_DTYPE_F32, (size_t)(r1 - r0) * W0,
-                                C0, f.s));
+            float *xo = x + ((size_t)b0 * H0 + r0) * W0 * C0;
+            T(conv3s2_gemm(f, f.mid, m0, (size_t)(m1 - m0) * W1 * Cm, m->pe5_wc, m->pe5_b, xo, r0,
+                           r1 - r0, ng, H1, W1, Cm, C0));
+            T(layernorm_cuda_dt(xo, m->pe7_w, m->pe7_b, xo, WV_DTYPE_F32,
+                                (size_t)ng * (r1 - r0) * W0, C0, f.s));
         }
+    }
     return WV_OK;
 }
 
-/* One VSSBlock on x (B, H, W, C) in place; u, y (B, H, W, Dn) scratch maps. */
-static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, float *x, float *u,
-                                    float *y, int H, int W)
+/* One VSSBlock on x (B, H, W, C) in place; y (B, H, W, Dn) fp32 scratch, u in f.u. Every op runs
+ * over all B·H·W pixels at once (in pixel bands where it needs scratch). */
+static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, float *x, float *y,
+                                    int H, int W)
 {
     const int C = s.C, Dn = s.Dn, R = s.R, N = f.m->cfg.d_state, P = R + 2 * N;
     const int v0 = f.m->cfg.family == VMAMBA_V0;
-    const size_t L = (size_t)H * W;
-    const int rb = vc_rows_per_band(f.bp, W);
-    FITS(f, VC_XDBL, L * 4 * P);
-    if (L > (size_t)f.chunk) FITS(f, VC_WS, vc_ss2d_ws_bytes(H, W, Dn, N, f.chunk));
-    for (int b = 0; b < f.B; b++) {
-        float *xb = x + (size_t)b * L * C, *ub = u + (size_t)b * L * Dn, *yb = y + (size_t)b * L * Dn;
-        /* u = SiLU(dwconv(in_proj(LN(x)))) in row bands with a one-row halo */
-        for (int r0 = 0; r0 < H; r0 += rb) {
-            int r1 = r0 + rb < H ? r0 + rb : H;
-            int t0 = r0 > 0 ? r0 - 1 : 0, t1 = r1 < H ? r1 + 1 : H;
-            size_t nt = (size_t)(t1 - t0) * W;
-            FITS(f, VC_BAND_A, nt * C);
-            FITS(f, VC_BAND_B, nt * Dn);
-            T(layernorm_cuda_dt(xb + (size_t)t0 * W * C, bk.norm_w, bk.norm_b, f.band_a, f.dt, nt,
-                                C, f.s));
-            T(gemm(f, f.band_a, bk.in_proj, NULL, f.band_b, nt, C, Dn, 0));
-            T(dwconv3_cuda_st(f.band_b, t0, t1 - t0, bk.conv_w, bk.conv_b,
-                              ub + (size_t)r0 * W * Dn, r0, r1 - r0, H, W, Dn, 1, f.s));
-        }
-        /* x_proj for the 4 directions in pixel order: (L, Dn) · (4P, Dn)ᵀ, in bands */
-        for (size_t p0 = 0; p0 < L; p0 += f.bp) {
-            size_t np = L - p0 < f.bp ? L - p0 : f.bp;
-            const void *src = ub + p0 * Dn;
-            if (f.dt != WV_DTYPE_F32) {
-                FITS(f, VC_BAND_A, np * Dn);
-                T(convert_f32_cuda(ub + p0 * Dn, f.band_a, f.dt, np * Dn, f.s));
-                src = f.band_a;
-            }
-            T(gemm(f, src, bk.x_proj, NULL, f.xdbl + p0 * 4 * P, np, Dn, 4 * P, 0));
-        }
-        T(ss2d_scan_merge_cuda_ex(ub, f.xdbl, bk.dt_w, bk.dt_b, bk.A, bk.Ds, yb, H, W, Dn, R, N,
-                                  f.chunk, f.ws, f.s));
+    const size_t L = (size_t)H * W, M = (size_t)f.B * L;
+    FITS(f, VC_XDBL, M * 4 * P);
+    FITS(f, VC_U, M * Dn);
+    FITS(f, VC_MAP0, M * Dn);
+    if (L > (size_t)f.chunk) FITS(f, VC_WS, vc_ss2d_ws_bytes(f.B, H, W, Dn, N, f.chunk));
+    /* in_proj(LN(x)) into y (free until the scan writes it), pixel bands */
+    T(mark(f, VCP_IN_PROJ));
+    for (size_t p0 = 0; p0 < M; p0 += f.bp) {
+        size_t np = M - p0 < f.bp ? M - p0 : f.bp;
+        FITS(f, VC_BAND_A, np * C);
+        T(layernorm_cuda_dt(x + p0 * C, bk.norm_w, bk.norm_b, f.band_a, f.dt, np, C, f.s));
+        T(gemm(f, f.band_a, bk.in_proj, NULL, y + p0 * Dn, np, C, Dn, 0));
     }
+    /* u = SiLU(dwconv(·)) over whole images, stored in the GEMM dtype */
+    T(mark(f, VCP_DWCONV));
+    T(dwconv3_silu_map_cuda(y, bk.conv_w, bk.conv_b, f.u, f.dt, f.B, H, W, Dn, f.s));
+    /* x_proj for the 4 directions in pixel order: (B·L, Dn) · (4P, Dn)ᵀ, one GEMM */
+    T(mark(f, VCP_X_PROJ));
+    T(gemm(f, f.u, bk.x_proj, NULL, f.xdbl, M, Dn, 4 * P, 0));
+    T(mark(f, VCP_SCAN));
+    T(ss2d_scan_merge_batch_cuda(f.u, f.dt, f.xdbl, bk.dt_w, bk.dt_b, bk.A, bk.Ds, y, f.B, H, W,
+                                 Dn, R, N, f.chunk, f.ws, f.s));
     /* tail in pixel bands: y = out_norm(y) [· SiLU(z)]; x += out_proj(y); x += MLP(LN2(x)) */
-    const size_t M = (size_t)f.B * L;
     for (size_t p0 = 0; p0 < M; p0 += f.bp) {
         size_t np = M - p0 < f.bp ? M - p0 : f.bp;
         float *xp = x + p0 * C, *yp = y + p0 * Dn;
@@ -485,6 +560,7 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
             FITS(f, VC_BAND_C, np * s.hidden);
             if (f.dt != WV_DTYPE_F32) FITS(f, VC_BAND_D, np * s.hidden);
         }
+        T(mark(f, VCP_OUT));
         if (v0) {
             T(layernorm_cuda_dt(yp, bk.on_w, bk.on_b, yp, WV_DTYPE_F32, np, Dn, f.s));
             T(layernorm_cuda_dt(xp, bk.norm_w, bk.norm_b, f.band_a, f.dt, np, C, f.s));
@@ -496,6 +572,7 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
         }
         T(gemm(f, f.band_a, bk.out_proj, NULL, xp, np, Dn, C, 1));
         if (s.hidden > 0) {
+            T(mark(f, VCP_MLP));
             T(layernorm_cuda_dt(xp, bk.n2_w, bk.n2_b, f.band_a, f.dt, np, C, f.s));
             T(gemm(f, f.band_a, bk.fc1_w, bk.fc1_b, f.band_c, np, C, s.hidden, 0));
             void *h = f.dt == WV_DTYPE_F32 ? (void *)f.band_c : f.band_d;
@@ -506,8 +583,9 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
     return WV_OK;
 }
 
-static enum wv_status downsample_forward(gfwd &f, const gstage &s, int C2, const float *x,
-                                         float *xn, int H, int W)
+/* x (B, H, W, C) → xn (B, ⌈H/2⌉, ⌈W/2⌉, C2); stage i → i + 1, in the next stage's bands. */
+static enum wv_status downsample_forward(gfwd &f, const gstage &s, int C2, size_t band,
+                                         const float *x, float *xn, int H, int W)
 {
     const int C = s.C, Ho = (H + 1) / 2, Wo = (W + 1) / 2;
     if (f.m->cfg.family == VMAMBA_V0) {
@@ -527,9 +605,16 @@ static enum wv_status downsample_forward(gfwd &f, const gstage &s, int C2, const
             }
         return WV_OK;
     }
-    for (int b = 0; b < f.B; b++)
-        T(conv3s2_cuda_st(x + (size_t)b * H * W * C, 0, H, s.ds_w, s.ds_b,
-                          xn + (size_t)b * Ho * Wo * C2, 0, Ho, H, W, C, C2, f.s));
+    struct vc_units u;
+    vc_conv_units(band, f.B, Ho, Wo, &u);
+    for (int b0 = 0; b0 < f.B; b0 += u.group) {
+        const int ng = f.B - b0 < u.group ? f.B - b0 : u.group;
+        for (int r0 = 0; r0 < Ho; r0 += u.rows) {
+            int r1 = r0 + u.rows < Ho ? r0 + u.rows : Ho;
+            T(conv3s2_gemm(f, x + (size_t)b0 * H * W * C, 0, (size_t)H * W * C, s.ds_wc, s.ds_b,
+                           xn + ((size_t)b0 * Ho + r0) * Wo * C2, r0, r1 - r0, ng, H, W, C, C2));
+        }
+    }
     return layernorm_cuda_dt(xn, s.ds_nw, s.ds_nb, xn, WV_DTYPE_F32, (size_t)f.B * Ho * Wo, C2, f.s);
 }
 
@@ -570,49 +655,53 @@ static enum wv_status forward(gfwd &f, int H, int W, vmamba_read_rows_fn read, v
     const struct vmamba_config *cfg = &m->cfg;
     int hs[4], ws[4];
     stage_sizes(cfg->family == VMAMBA_V0, H, W, hs, ws);
-    int ix = 0; /* map[ix] holds x */
-    T(stem_forward(f, H, W, read, ru, f.map[0]));
-    T(emit(f, on_stage, su, "patch_embed", f.map[0], hs[0], ws[0], cfg->dims[0]));
+    float *x = f.map[0], *y = f.map[1];
+    T(mark(f, VCP_STEM));
+    T(stem_forward(f, H, W, read, ru, x));
+    T(emit(f, on_stage, su, "patch_embed", x, hs[0], ws[0], cfg->dims[0]));
     for (int i = 0; i < VMAMBA_STAGES; i++) {
         const gstage &s = m->st[i];
-        float *x = f.map[ix], *u = f.map[(ix + 1) % 3], *y = f.map[(ix + 2) % 3];
         f.bp = f.l.band[i];
         FITS(f, VC_MAP0, (size_t)f.B * hs[i] * ws[i] * (s.C > s.Dn ? s.C : s.Dn));
         if (i < VMAMBA_STAGES - 1)
             FITS(f, VC_MAP0, (size_t)f.B * hs[i + 1] * ws[i + 1] * cfg->dims[i + 1]);
-        for (int j = 0; j < s.depth; j++) T(block_forward(f, s, s.blocks[j], x, u, y, hs[i], ws[i]));
+        for (int j = 0; j < s.depth; j++) T(block_forward(f, s, s.blocks[j], x, y, hs[i], ws[i]));
         char name[32];
         snprintf(name, sizeof name, "stage%d_blocks", i);
         T(emit(f, on_stage, su, name, x, hs[i], ws[i], s.C));
         if (i < VMAMBA_STAGES - 1) {
-            T(downsample_forward(f, s, cfg->dims[i + 1], x, u, hs[i], ws[i]));
-            ix = (ix + 1) % 3;
+            T(mark(f, VCP_DOWN));
+            T(downsample_forward(f, s, cfg->dims[i + 1], f.l.band[i + 1], x, y, hs[i], ws[i]));
+            float *t = x;
+            x = y, y = t;
             snprintf(name, sizeof name, "stage%d_downsampled", i);
-            T(emit(f, on_stage, su, name, f.map[ix], hs[i + 1], ws[i + 1], cfg->dims[i + 1]));
+            T(emit(f, on_stage, su, name, x, hs[i + 1], ws[i + 1], cfg->dims[i + 1]));
         }
     }
+    T(mark(f, VCP_HEAD));
     if (features)
         CUDA_TRY("model output",
-                 cudaMemcpyAsync(features, f.map[ix],
+                 cudaMemcpyAsync(features, x,
                                  (size_t)f.B * hs[3] * ws[3] * cfg->dims[3] * sizeof(float),
                                  cudaMemcpyDeviceToHost, f.s));
     if (logits) {
         if (cfg->num_classes <= 0)
             return error_set(WV_EINVAL, "cuda forward: this checkpoint has no classifier");
         float *logits_d = f.feat + (size_t)f.B * cfg->dims[3];
-        T(classifier_forward(f, f.map[ix], f.map[(ix + 1) % 3], hs[3] * ws[3], logits_d));
+        T(classifier_forward(f, x, y, hs[3] * ws[3], logits_d));
         CUDA_TRY("model output",
                  cudaMemcpyAsync(logits, logits_d, (size_t)f.B * cfg->num_classes * sizeof(float),
                                  cudaMemcpyDeviceToHost, f.s));
     }
+    T(mark(f, -1));
     CUDA_TRY("model", cudaStreamSynchronize(f.s));
-    return WV_OK;
+    return m->opt.profile ? profile_collect(m) : WV_OK;
 }
 
-extern "C" enum wv_status vmamba_cuda_forward(struct vmamba_cuda *m, int B, int H, int W,
-                                              vmamba_read_rows_fn read, void *read_user,
-                                              vmamba_stage_fn on_stage, void *stage_user,
-                                              float *logits, float *features)
+static enum wv_status forward_any(struct vmamba_cuda *m, int B, int H, int W, const float *dev_in,
+                                  vmamba_read_rows_fn read, void *read_user,
+                                  vmamba_stage_fn on_stage, void *stage_user, float *logits,
+                                  float *features)
 {
     const int v0 = m->cfg.family == VMAMBA_V0;
     if (B < 1 || H < 1 || W < 1 || (v0 && (H < 4 || W < 4)))
@@ -629,7 +718,8 @@ extern "C" enum wv_status vmamba_cuda_forward(struct vmamba_cuda *m, int B, int 
     CUDA_TRY("model", cudaSetDevice(m->opt.device));
     /* Arena (cuda/arena.c sizes and carves it in one function): try the configured band, halve
      * it on out-of-memory down to VC_BAND_MIN. */
-    const struct vc_model am = arena_model(m);
+    struct vc_model am = arena_model(m);
+    am.device_input = dev_in != NULL;
     size_t bp = m->opt.band_pixels ? m->opt.band_pixels : VC_BAND_DEFAULT;
     struct vc_layout l;
     struct vc_carving c;
@@ -639,17 +729,19 @@ extern "C" enum wv_status vmamba_cuda_forward(struct vmamba_cuda *m, int B, int 
         enum wv_status st = cuda_pool_reserve(&m->pool, c.total);
         if (st == WV_OK) {
             if (m->opt.verbose)
-                fprintf(stderr, "cuda forward %d×%d×%d: arena %.2f GiB (band %zu pixels, maps 3 × %.2f GiB, "
-                        "x_proj %.2f GiB, bands %.2f GiB)\n",
+                fprintf(stderr, "cuda forward %d×%d×%d: arena %.2f GiB (band %zu pixels, maps 2 × %.2f GiB, "
+                        "u %.2f GiB, x_proj %.2f GiB, bands %.2f GiB, im2col %.2f GiB)\n",
                         B, H, W, c.total / 1073741824.0, bp, c.bytes[VC_MAP0] / 1073741824.0,
-                        c.bytes[VC_XDBL] / 1073741824.0,
+                        c.bytes[VC_U] / 1073741824.0, c.bytes[VC_XDBL] / 1073741824.0,
                         (c.bytes[VC_BAND_A] + c.bytes[VC_BAND_B] + c.bytes[VC_BAND_C] + c.bytes[VC_BAND_D]) /
-                            1073741824.0);
+                            1073741824.0,
+                        c.bytes[VC_COL] / 1073741824.0);
             break;
         }
         if (st != WV_ENOMEM || bp / 2 < VC_BAND_MIN) {
             error_prefix("cuda forward %d×%d×%d (%s, band %zu pixels; maps alone need %.2f GiB)",
-                         B, H, W, wv_dtype_name(m->opt.dtype), bp, 3.0 * c.bytes[VC_MAP0] / 1073741824.0);
+                         B, H, W, wv_dtype_name(m->opt.dtype), bp,
+                         (2.0 * c.bytes[VC_MAP0] + c.bytes[VC_U]) / 1073741824.0);
             return st;
         }
         error_clear();
@@ -668,25 +760,93 @@ extern "C" enum wv_status vmamba_cuda_forward(struct vmamba_cuda *m, int B, int 
     f.l = l;
     f.bp = l.band[0];
     f.chunk = l.chunk;
+    f.dev_in = dev_in;
     void *ptr[VC_NBUF];
     for (int b = 0; b < VC_NBUF; b++) ptr[b] = c.bytes[b] ? (void *)(m->pool.base + c.off[b]) : NULL;
-    for (int k = 0; k < 3; k++) f.map[k] = (float *)ptr[VC_MAP0 + k];
+    f.map[0] = (float *)ptr[VC_MAP0];
+    f.map[1] = (float *)ptr[VC_MAP1];
+    f.u = ptr[VC_U];
     f.xdbl = (float *)ptr[VC_XDBL];
     f.band_a = ptr[VC_BAND_A];
     f.band_b = (float *)ptr[VC_BAND_B];
     f.band_c = (float *)ptr[VC_BAND_C];
     f.band_d = ptr[VC_BAND_D];
+    f.col = ptr[VC_COL];
     f.in = (float *)ptr[VC_IN];
     f.mid = (float *)ptr[VC_MID];
     f.ws = ptr[VC_WS];
     f.feat = (float *)ptr[VC_FEAT];
+    m->prof_n = 0;
+    if (!dev_in && !read) return error_set(WV_EINVAL, "cuda forward: no input");
     enum wv_status st = forward(f, H, W, read, read_user, on_stage, stage_user, logits, features);
     if (st) {
         /* leave the stream idle before returning, so the caller may free inputs */
         cudaStreamSynchronize(m->stream);
+        m->prof_n = 0;
         error_prefix("cuda forward %d×%d×%d", B, H, W);
     }
     return st;
+}
+
+extern "C" enum wv_status vmamba_cuda_forward(struct vmamba_cuda *m, int B, int H, int W,
+                                              vmamba_read_rows_fn read, void *read_user,
+                                              vmamba_stage_fn on_stage, void *stage_user,
+                                              float *logits, float *features)
+{
+    return forward_any(m, B, H, W, NULL, read, read_user, on_stage, stage_user, logits, features);
+}
+
+extern "C" enum wv_status vmamba_cuda_forward_device(struct vmamba_cuda *m, const float *d_input,
+                                                     int B, int H, int W, float *logits,
+                                                     float *features)
+{
+    if (!d_input) return error_set(WV_EINVAL, "cuda forward: no input");
+    return forward_any(m, B, H, W, d_input, NULL, NULL, NULL, NULL, logits, features);
+}
+
+extern "C" const char *vmamba_cuda_section_name(int s)
+{
+    static const char *names[VCP_N] = {"stem", "ln+in_proj", "dwconv+silu", "x_proj", "ss2d scan",
+                                       "out_norm+out_proj", "mlp", "downsample", "head"};
+    return s >= 0 && s < VCP_N ? names[s] : "?";
+}
+
+extern "C" void vmamba_cuda_profile(const struct vmamba_cuda *m, double ms[VCP_N])
+{
+    for (int i = 0; i < VCP_N; i++) ms[i] = m->prof_ms[i];
+}
+
+extern "C" void vmamba_cuda_profile_reset(struct vmamba_cuda *m)
+{
+    for (int i = 0; i < VCP_N; i++) m->prof_ms[i] = 0.0;
+}
+
+extern "C" void vmamba_cuda_set_profile(struct vmamba_cuda *m, int on) { m->opt.profile = on; }
+
+extern "C" size_t vmamba_cuda_weight_bytes(const struct vmamba_cuda *m) { return m->weight_bytes; }
+extern "C" size_t vmamba_cuda_arena_reserved(const struct vmamba_cuda *m) { return m->pool.cap; }
+
+/* N(0,1) from a counter hash (splitmix64 → two uniforms → Box–Muller). */
+__global__ void fill_normal_kernel(float *d, size_t n, unsigned long long seed)
+{
+    GRID_STRIDE_LOOP(i, n)
+    {
+        unsigned long long z = seed + 0x9e3779b97f4a7c15ull * (i + 1);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        float u1 = ((z >> 40) + 1) * (1.0f / 16777217.0f), u2 = ((z >> 16) & 0xffffff) * (1.0f / 16777216.0f);
+        d[i] = sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
+    }
+}
+
+extern "C" enum wv_status vmamba_cuda_fill_normal(float *d, size_t n, unsigned long long seed)
+{
+    if (!n) return WV_OK;
+    fill_normal_kernel<<<cuda_blocks(n, 256), 256>>>(d, n, seed);
+    CUDA_LAUNCH_TRY("fill_normal");
+    CUDA_TRY("fill_normal", cudaDeviceSynchronize());
+    return WV_OK;
 }
 
 struct nchw_src {

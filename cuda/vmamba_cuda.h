@@ -33,9 +33,10 @@ struct vmamba_cuda_options {
     int device;          /* CUDA ordinal */
     enum wv_dtype dtype; /* GEMM operand / weight storage; accumulation and scan always fp32 */
     int tf32;            /* allow TF32 tensor cores for f32 GEMMs (default 0: exact fp32) */
-    size_t band_pixels;  /* stage-0 pixels per band (deeper stages: same bytes); 0 = 1 Mi */
+    size_t band_pixels;  /* stage-0 pixels per band (deeper stages: same bytes); 0 = 128 Ki */
     int scan_chunk;      /* tokens per scan chunk; 0 = default */
     int verbose;         /* print arena sizes on stderr */
+    int profile;         /* time the forward's sections with CUDA events (vmamba_cuda_profile) */
 };
 
 /* Build the GPU model from a checkpoint's tensors (configuration inferred as vmamba_load does;
@@ -63,6 +64,39 @@ enum wv_status vmamba_cuda_forward(struct vmamba_cuda *m, int B, int H, int W,
 enum wv_status vmamba_cuda_forward_nchw(struct vmamba_cuda *m, const float *x, int B, int H,
                                         int W, vmamba_stage_fn on_stage, void *stage_user,
                                         float *logits);
+
+/* Forward from an input already in device memory: d_input (B, H, W, Cin) fp32 channels-last.
+ * No host staging and no callback: the benchmark's path (the official code times its forward
+ * from a device tensor too) and the path for callers that decode on the GPU. logits/features as
+ * vmamba_cuda_forward (host memory, optional). */
+enum wv_status vmamba_cuda_forward_device(struct vmamba_cuda *m, const float *d_input, int B, int H,
+                                          int W, float *logits, float *features);
+
+/* Section timing (options.profile): milliseconds of GPU time per section, summed over forwards
+ * since the last reset. Sections are consecutive intervals between CUDA events on the model's
+ * stream, so they add up to the forward's GPU time. */
+enum vmamba_cuda_section {
+    VCP_STEM,      /* patch embedding (convs, norms) */
+    VCP_IN_PROJ,   /* LN + in_proj GEMM (+ v0 gate side in the tail) */
+    VCP_DWCONV,    /* depthwise 3×3 + SiLU */
+    VCP_X_PROJ,    /* x_proj GEMM */
+    VCP_SCAN,      /* SS2D: chunk scans, carry, merge */
+    VCP_OUT,       /* out_norm + out_proj */
+    VCP_MLP,       /* LN2 + fc1 + GELU + fc2 */
+    VCP_DOWN,      /* downsample between stages */
+    VCP_HEAD,      /* classifier + copies out */
+    VCP_N
+};
+const char *vmamba_cuda_section_name(int s);
+void vmamba_cuda_profile(const struct vmamba_cuda *m, double ms[VCP_N]);
+void vmamba_cuda_profile_reset(struct vmamba_cuda *m);
+/* Turn section timing on or off for the following forwards (options.profile at create). */
+void vmamba_cuda_set_profile(struct vmamba_cuda *m, int on);
+/* Device bytes of the uploaded weights, and of the arena currently reserved. */
+size_t vmamba_cuda_weight_bytes(const struct vmamba_cuda *m);
+size_t vmamba_cuda_arena_reserved(const struct vmamba_cuda *m);
+/* Fill n floats of device memory with N(0,1) values (a counter-based hash; deterministic). */
+enum wv_status vmamba_cuda_fill_normal(float *d, size_t n, unsigned long long seed);
 
 /* Device bytes the arena needs for a B×H×W forward with the given band (0 = default). */
 size_t vmamba_cuda_arena_bytes(const struct vmamba_cuda *m, int B, int H, int W,

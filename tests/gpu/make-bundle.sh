@@ -11,8 +11,8 @@ out=$root/.gpu
 jobs=${JOBS:-2}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DWSI_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 -DWV_SHARED_DIR="$shared" >/dev/null
-bins="src/wsi-vmamba tests/gpu/test_gpu_ops tests/gpu/test_gpu_scan tests/gpu/test_gpu_model tests/gpu/test_gpu_head tests/gpu/gpu_check"
-cmake --build "$build" -j"$jobs" --target wsi-vmamba test_gpu_ops test_gpu_scan test_gpu_model test_gpu_head gpu_check
+bins="src/wsi-vmamba tests/gpu/test_gpu_ops tests/gpu/test_gpu_scan tests/gpu/test_gpu_model tests/gpu/test_gpu_head tests/gpu/gpu_check tests/bench/gpu_bench"
+cmake --build "$build" -j"$jobs" --target wsi-vmamba test_gpu_ops test_gpu_scan test_gpu_model test_gpu_head gpu_check gpu_bench
 rm -rf "$out"
 mkdir -p "$out/golden"
 for b in $bins; do

@@ -9,7 +9,8 @@
 # (--threads 16), compute-sanitizer memcheck on small forwards of both families. Full logs stay
 # in LOGDIR; a summary table (check, result, figure) is printed last. Without a device every GPU
 # check reports SKIP. Budget: < 8 min on an H100 (the 10k² CPU forward dominates).
-# Env: WV_BIG_SIZE (default 10000), WV_THREADS (default 16), WV_SKIP_BIG=1, WV_SKIP_SANITIZER=1.
+# Env: WV_BIG_SIZE (default 10000), WV_THREADS (default 16), WV_SKIP_BIG=1, WV_SKIP_SANITIZER=1,
+# WV_BENCH=1 (also run gpu_bench; WV_BENCH_CASES, WV_BENCH_TIMEOUT).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${1:?usage: run.sh LOGDIR}
@@ -93,6 +94,37 @@ golden_cli in_odd 1 50 78 f32 1e-4 1e-4
 golden_cli in 2 64 64 bf16 5e-2 5e-2
 golden_cli in_odd 1 50 78 bf16 5e-2 5e-2
 
+# 2b. the device-input path (vmamba_cuda_forward_device: whole-image groups in the stem and the
+#     downsample convs, every op over the whole batch) vs the CPU on the same pixels
+if [ $have_gpu = 0 ]; then
+  result device-input SKIP "no device"
+else
+  for spec in "tiny-v2 --hw 45,61 --batch 5" "tiny-v0 --hw 45,61 --batch 3" "t-s1l8 --size 224 --batch 8" \
+              "t-s2l5 --hw 300,197 --batch 2"; do
+    set -- $spec
+    cfg=$1; shift
+    log=$logs/devin-$cfg.log
+    timeout 300 "$here/gpu_check" --config "$cfg" "$@" --threads "$threads" --dtypes f32,bf16 \
+      --device-input >"$log" 2>&1
+    rc=$?
+    while read -r _ name res fig; do
+      [ -n "$name" ] && result "devin-$cfg-$name" "$res" "$fig"
+    done < <(grep '^RESULT' "$log")
+    [ $rc = 0 ] || result "devin-$cfg" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
+  done
+fi
+
+# 2c. the benchmark (issue 9), when asked: WV_BENCH=1 [WV_BENCH_CASES=t224,t1024,t10k,s2]
+if [ "${WV_BENCH:-0}" = 1 ] && [ $have_gpu = 1 ]; then
+  log=$logs/gpu_bench.log
+  timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" --cases "${WV_BENCH_CASES:-all}" >"$log" 2>&1
+  rc=$?
+  while read -r _ name rest; do
+    [ -n "$name" ] && result "bench-$name" INFO "$rest"
+  done < <(grep '^RESULT' "$log")
+  [ $rc = 0 ] || result gpu_bench FAIL "rc $rc: $(tail -1 "$log")"
+fi
+
 # 3. one big region: VMamba-T[s1l8], random weights (written to a safetensors file) and input,
 #    GPU (f32 and bf16) vs CPU on the same weights and pixels; stage-3 map and logits
 if [ $have_gpu = 0 ] || [ "${WV_SKIP_BIG:-0}" = 1 ]; then
@@ -124,10 +156,12 @@ elif [ "${WV_SKIP_SANITIZER:-0}" = 1 ]; then
 elif [ -z "$san" ]; then
   result memcheck SKIP "compute-sanitizer not found"
 else
-  for cfg in tiny-v2 tiny-v0; do
+  for cfg in tiny-v2 tiny-v0 tiny-v2-devin; do
     log=$logs/memcheck-$cfg.log
+    extra=""
+    [ $cfg = tiny-v2-devin ] && extra=--device-input
     timeout 300 "$san" --tool memcheck --leak-check full --error-exitcode 9 \
-      "$here/gpu_check" --config $cfg --hw 45,61 --batch 2 --no-cpu --dtypes f32,bf16 >"$log" 2>&1
+      "$here/gpu_check" --config ${cfg%-devin} --hw 45,61 --batch 2 --no-cpu --dtypes f32,bf16 $extra >"$log" 2>&1
     rc=$?
     # two verdicts: the sanitizer's (its ERROR SUMMARY; rc 9 = errors found) and the program's
     # own exit status (a failed forward is not a memory error, and a memory error may come with
