@@ -11,6 +11,16 @@ const char *vc_buf_name(enum vc_buf b)
     return (unsigned)b < VC_NBUF ? names[b] : "?";
 }
 
+int vc_buf_group(enum vc_buf b)
+{
+    switch (b) {
+    case VC_U: case VC_XDBL: case VC_WS: return 1;
+    case VC_BAND_A: case VC_BAND_B: case VC_BAND_C: case VC_BAND_D: return 2;
+    case VC_COL: case VC_IN: case VC_MID: return 3;
+    default: return 0;
+    }
+}
+
 void vc_stage_sizes(int v0, int H, int W, int hs[VC_STAGES], int ws[VC_STAGES])
 {
     if (v0) hs[0] = H / 4, ws[0] = W / 4;
@@ -68,7 +78,7 @@ void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
     vc_stage_sizes(m->v0, H, W, hs, ws);
     for (int b = 0; b < VC_NBUF; b++) l->elems[b] = 0, l->elem_size[b] = 4;
     l->elem_size[VC_BAND_A] = l->elem_size[VC_BAND_D] = l->elem_size[VC_U] = es;
-    l->elem_size[VC_COL] = es;
+    l->elem_size[VC_COL] = l->elem_size[VC_XDBL] = es;
     l->elem_size[VC_WS] = 1;
     l->chunk = m->scan_chunk > 0 ? m->scan_chunk : VC_SCAN_CHUNK_DEFAULT;
     size_t *e = l->elems;
@@ -91,8 +101,9 @@ void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
         /* per-pixel work over all images' pixels in bands: LN + in_proj, x_proj, the tail */
         e[VC_BAND_A] = zmax(e[VC_BAND_A], bp * zmax(C, Dn));
         if (m->v0) e[VC_BAND_B] = zmax(e[VC_BAND_B], bp * Dn);
-        e[VC_BAND_C] = zmax(e[VC_BAND_C], bp * Hd);
-        if (m->dtype != WV_DTYPE_F32) e[VC_BAND_D] = zmax(e[VC_BAND_D], bp * Hd);
+        /* MLP hidden: fp32 fc1 output (f32 forward) or fc1's GELU epilogue output in the dtype */
+        if (m->dtype == WV_DTYPE_F32) e[VC_BAND_C] = zmax(e[VC_BAND_C], bp * Hd);
+        else e[VC_BAND_D] = zmax(e[VC_BAND_D], bp * Hd);
         if (i < VC_STAGES - 1) {
             int Ho = (hs[i] + 1) / 2, Wo = (ws[i] + 1) / 2;
             if (m->v0) { /* PatchMerging: 4C-wide rows of the next stage's size, per image */
@@ -136,14 +147,20 @@ void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
 
 void vc_carve(const struct vc_layout *l, struct vc_carving *c)
 {
-    size_t off = 0;
-    for (int b = 0; b < VC_NBUF; b++) {
-        size_t bytes = l->elems[b] * l->elem_size[b];
-        off = (off + VC_ALIGN - 1) / VC_ALIGN * VC_ALIGN;
-        c->off[b] = off;
-        c->bytes[b] = bytes;
-        off += bytes;
+    size_t end[4] = {0, 0, 0, 0};
+    for (int g = 0; g < 4; g++) {
+        size_t off = g == 0 ? 0 : end[0];
+        for (int b = 0; b < VC_NBUF; b++) {
+            if (vc_buf_group((enum vc_buf)b) != g) continue;
+            size_t bytes = l->elems[b] * l->elem_size[b];
+            off = (off + VC_ALIGN - 1) / VC_ALIGN * VC_ALIGN;
+            c->off[b] = off;
+            c->bytes[b] = bytes;
+            off += bytes;
+        }
+        end[g] = off;
     }
-    c->total = (off + VC_ALIGN - 1) / VC_ALIGN * VC_ALIGN;
+    size_t top = zmax(zmax(end[0], end[1]), zmax(end[2], end[3]));
+    c->total = (top + VC_ALIGN - 1) / VC_ALIGN * VC_ALIGN;
     if (c->total == 0) c->total = VC_ALIGN;
 }

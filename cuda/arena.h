@@ -52,7 +52,7 @@ struct vc_model {
 enum vc_buf {
     VC_MAP0, VC_MAP1, /* (B, L, max(C, Dn)) fp32: x and y, swapped at each downsample */
     VC_U,             /* scan input u (B, L, Dn) in the storage dtype (x_proj operand too) */
-    VC_XDBL,          /* x_proj output of all B images (B, L, 4·(R+2N)) fp32 */
+    VC_XDBL,          /* x_proj output of all B images (B, L, 4·(R+2N)) in the storage dtype */
     VC_BAND_A,        /* LN output / GEMM operand, storage dtype */
     VC_BAND_B,        /* v0 z gate, fp32 */
     VC_BAND_C,        /* fc1 output fp32; v0 PatchMerging gather */
@@ -86,12 +86,19 @@ void vc_conv_units(size_t band, int B, int Ho, int Wo, struct vc_units *u);
 int vc_conv_k(int Ci);
 
 struct vc_carving {
-    size_t off[VC_NBUF];   /* byte offset from the arena base (aligned to VC_ALIGN) */
+    size_t off[VC_NBUF];   /* byte offset from the arena base (aligned to VC_ALIGN); buffers of
+                              different groups 1-3 may share bytes (vc_buf_group) */
     size_t bytes[VC_NBUF]; /* elems × elem_size; 0 = not used (pointer NULL) */
     size_t total;          /* bytes the arena must have */
 };
 
 const char *vc_buf_name(enum vc_buf b);
+/* Lifetime group of a buffer: 0 = the whole forward (x / y maps, head outputs); 1 = the scan
+ * (u, x_proj output, workspace); 2 = the per-pixel bands (LN outputs, MLP hidden, v0 gate);
+ * 3 = the convs (im2col columns, stem rows). Groups 1-3 are never live at the same time (one
+ * stream; each phase consumes its scratch before the next starts), so vc_carve lays them over
+ * the same bytes: at 10,000² that is 1.9 GiB instead of 2.5. */
+int vc_buf_group(enum vc_buf b);
 void vc_stage_sizes(int v0, int H, int W, int hs[VC_STAGES], int ws[VC_STAGES]);
 /* Rows of width W in a band of `band` pixels (at least 1). */
 int vc_rows_per_band(size_t band, int W);

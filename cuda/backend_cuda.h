@@ -87,10 +87,10 @@ enum wv_status ss2d_scan_merge_cuda_ex(const float *u, const float *xdbl, const 
                                        float *y, int H, int W, int Dn, int R, int N, int chunk,
                                        void *ws, cudaStream_t stream);
 
-/* SS2D over B images at once (the model's path): u (B, H, W, Dn) stored as u_dt (f32: the exact
- * formulas of the CPU; bf16/f16: fast exp/log, see ss2d.cu), xdbl (B, H, W, 4, R+2N) fp32, y
+/* SS2D over B images at once (the model's path): u (B, H, W, Dn) and xdbl (B, H, W, 4, R+2N)
+ * stored as u_dt (f32: the exact formulas of the CPU; bf16/f16: fast exp/log, see ss2d.cu), y
  * (B, H, W, Dn) fp32; ws of vc_ss2d_ws_bytes(B, ...) bytes (cuda/arena.h) or NULL. */
-enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtype u_dt, const float *xdbl,
+enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtype u_dt, const void *xdbl,
                                           const float *dt_w, const float *dt_b, const float *A,
                                           const float *Ds, float *y, int B, int H, int W, int Dn,
                                           int R, int N, int chunk, void *ws, cudaStream_t stream);

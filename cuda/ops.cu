@@ -7,6 +7,7 @@
  * Version 1 of each kernel: plain and exact; faster versions grow in tests/bench (STYLE.md 2.2).
  */
 #include "ops_cuda.cuh"
+#include "gemm_lt.h"
 
 #include <stdio.h>
 
@@ -48,6 +49,7 @@ static enum wv_status get_handle(cublasHandle_t *out)
 
 extern "C" void cuda_ops_release_thread(void)
 {
+    gemm_lt_release_thread();
     for (int d = 0; d < GEMM_MAX_DEVICES; d++)
         if (tl_handle[d]) {
             cublasDestroy(tl_handle[d]);
@@ -180,75 +182,90 @@ extern "C" void dwconv3_cuda(const float *x, int x_row0, int x_rows, const float
     dwconv3_cuda_st(x, x_row0, x_rows, w, bias, y, y_row0, y_rows, H, W, C, silu, stream);
 }
 
-/* Whole-map version for the model: nimg images, fp32 in, dt out, SiLU. Same taps and order as
- * dwconv3_kernel1 (exact in f32). */
-template <typename T>
-__global__ void dwconv3_silu_map_kernel(const float *__restrict__ x, const float *__restrict__ w,
-                                        const float *__restrict__ bias, T *__restrict__ y,
-                                        size_t n, int H, int W, int C)
+/* Whole-map version for the model: nimg images, input stored as TI (fp32, or bf16/f16 when the
+ * in_proj GEMM wrote its output in the storage dtype), output as TO, SiLU. One warp per pixel,
+ * lanes over channels (a pixel's coordinates are divided out once, not per element: 64-bit
+ * division is a software routine on the GPU). Same taps and order as dwconv3_kernel1 (exact in
+ * f32). */
+template <typename TI, typename TO>
+__global__ void __launch_bounds__(256)
+dwconv3_silu_map_kernel(const TI *__restrict__ x, const float *__restrict__ w,
+                        const float *__restrict__ bias, TO *__restrict__ y, size_t npix, int H,
+                        int W, int C)
 {
-    GRID_STRIDE_LOOP(i, n)
-    {
-        int c = (int)(i % C);
-        size_t pix = i / C;
-        int ox = (int)(pix % W);
-        size_t row = pix / W; /* image·H + oy */
-        int oy = (int)(row % H);
-        const float *img = x + (row - oy) * W * C;
+    const size_t pix = (size_t)blockIdx.x * 8 + threadIdx.y;
+    if (pix >= npix) return;
+    const size_t row = pix / W; /* image·H + oy */
+    const int ox = (int)(pix - row * W), oy = (int)(row % H);
+    const TI *img = x + (row - oy) * W * C;
+    TO *yo = y + pix * C;
+    for (int c = threadIdx.x; c < C; c += 32) {
         float acc = bias ? bias[c] : 0.0f;
         for (int ky = 0; ky < 3; ky++) {
             int iy = oy + ky - 1;
             if (iy < 0 || iy >= H) continue;
-            const float *xrow = img + (size_t)iy * W * C;
+            const TI *xrow = img + (size_t)iy * W * C;
             for (int kx = 0; kx < 3; kx++) {
                 int ix = ox + kx - 1;
                 if (ix < 0 || ix >= W) continue;
-                acc += xrow[(size_t)ix * C + c] * w[(size_t)c * 9 + ky * 3 + kx];
+                acc += ld(xrow + (size_t)ix * C + c) * w[(size_t)c * 9 + ky * 3 + kx];
             }
         }
-        st(y + i, acc / (1.0f + expf(-acc)));
+        st(yo + c, acc / (1.0f + expf(-acc)));
     }
 }
 
-enum wv_status dwconv3_silu_map_cuda(const float *x, const float *w, const float *bias, void *y,
-                                     enum wv_dtype dt, int nimg, int H, int W, int C,
-                                     cudaStream_t s)
+template <typename TI>
+static void dwconv_map_launch(const TI *x, const float *w, const float *bias, void *y,
+                              enum wv_dtype dt, size_t npix, int H, int W, int C, cudaStream_t s)
 {
-    size_t n = (size_t)nimg * H * W * C;
-    if (!n) return WV_OK;
-    unsigned g = cuda_blocks(n, 256);
+    dim3 blk(32, 8), grid((unsigned)((npix + 7) / 8));
     if (dt == WV_DTYPE_F32)
-        dwconv3_silu_map_kernel<<<g, 256, 0, s>>>(x, w, bias, (float *)y, n, H, W, C);
+        dwconv3_silu_map_kernel<<<grid, blk, 0, s>>>(x, w, bias, (float *)y, npix, H, W, C);
     else if (dt == WV_DTYPE_BF16)
-        dwconv3_silu_map_kernel<<<g, 256, 0, s>>>(x, w, bias, (__nv_bfloat16 *)y, n, H, W, C);
+        dwconv3_silu_map_kernel<<<grid, blk, 0, s>>>(x, w, bias, (__nv_bfloat16 *)y, npix, H, W, C);
     else
-        dwconv3_silu_map_kernel<<<g, 256, 0, s>>>(x, w, bias, (__half *)y, n, H, W, C);
+        dwconv3_silu_map_kernel<<<grid, blk, 0, s>>>(x, w, bias, (__half *)y, npix, H, W, C);
+}
+
+enum wv_status dwconv3_silu_map_cuda(const void *x, enum wv_dtype x_dt, const float *w,
+                                     const float *bias, void *y, enum wv_dtype dt, int nimg,
+                                     int H, int W, int C, cudaStream_t s)
+{
+    size_t npix = (size_t)nimg * H * W;
+    if (!npix || C <= 0) return WV_OK;
+    if ((npix + 7) / 8 > 0x7fffffffu)
+        return error_set(WV_EUNSUPPORTED, "cuda dwconv3: %zu pixels", npix);
+    if (x_dt == WV_DTYPE_F32) dwconv_map_launch((const float *)x, w, bias, y, dt, npix, H, W, C, s);
+    else if (x_dt == WV_DTYPE_BF16)
+        dwconv_map_launch((const __nv_bfloat16 *)x, w, bias, y, dt, npix, H, W, C, s);
+    else dwconv_map_launch((const __half *)x, w, bias, y, dt, npix, H, W, C, s);
     CUDA_LAUNCH_TRY("dwconv3_silu_map");
     return WV_OK;
 }
 
+/* One warp per output pixel: taps outer, input channels across the lanes (coalesced reads of
+ * the NHWC input, coalesced writes of the column row), zero padding to Kp. */
 template <typename T>
-__global__ void im2col3s2_kernel(const float *__restrict__ x, int x_row0, size_t x_img,
-                                 T *__restrict__ col, int y_row0, int y_rows, size_t n, int H,
-                                 int W, int Ci, int Wo, int Kp)
+__global__ void __launch_bounds__(256)
+im2col3s2_kernel(const float *__restrict__ x, int x_row0, size_t x_img, T *__restrict__ col,
+                 int y_row0, int y_rows, size_t npix, int H, int W, int Ci, int Wo, int Kp)
 {
-    GRID_STRIDE_LOOP(i, n)
-    {
-        int k = (int)(i % Kp);
-        size_t pix = i / Kp;
-        int ox = (int)(pix % Wo);
-        size_t t = pix / Wo;
-        int oy = y_row0 + (int)(t % y_rows);
-        size_t img = t / y_rows;
-        float v = 0.0f;
-        if (k < 9 * Ci) {
-            int tap = k / Ci, ci = k - tap * Ci;
-            int iy = 2 * oy + tap / 3 - 1, ix = 2 * ox + tap % 3 - 1;
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-                v = x[img * x_img + ((size_t)(iy - x_row0) * W + ix) * Ci + ci];
-        }
-        st(col + i, v);
+    const size_t pix = (size_t)blockIdx.x * 8 + threadIdx.y;
+    if (pix >= npix) return;
+    const size_t t = pix / Wo;
+    const int ox = (int)(pix - t * Wo);
+    const size_t img = t / y_rows;
+    const int oy = y_row0 + (int)(t - img * y_rows);
+    const float *xi = x + img * x_img;
+    T *cr = col + pix * Kp;
+    for (int tap = 0; tap < 9; tap++) {
+        const int iy = 2 * oy + tap / 3 - 1, ix = 2 * ox + tap % 3 - 1;
+        const bool in = iy >= 0 && iy < H && ix >= 0 && ix < W;
+        const float *xp = xi + ((size_t)(iy - x_row0) * W + ix) * Ci;
+        for (int ci = threadIdx.x; ci < Ci; ci += 32) st(cr + tap * Ci + ci, in ? xp[ci] : 0.0f);
     }
+    for (int k = 9 * Ci + threadIdx.x; k < Kp; k += 32) st(cr + k, 0.0f);
 }
 
 enum wv_status im2col3s2_cuda(const float *x, int x_row0, size_t x_img, void *col,
@@ -256,18 +273,19 @@ enum wv_status im2col3s2_cuda(const float *x, int x_row0, size_t x_img, void *co
                               int Ci, int Kp, cudaStream_t s)
 {
     int Wo = (W + 1) / 2;
-    size_t n = (size_t)nimg * y_rows * Wo * Kp;
-    if (!n) return WV_OK;
-    unsigned g = cuda_blocks(n, 256);
+    size_t npix = (size_t)nimg * y_rows * Wo;
+    if (!npix) return WV_OK;
+    if ((npix + 7) / 8 > 0x7fffffffu) return error_set(WV_EUNSUPPORTED, "cuda im2col: %zu pixels", npix);
+    dim3 blk(32, 8), g((unsigned)((npix + 7) / 8));
     if (dt == WV_DTYPE_F32)
-        im2col3s2_kernel<<<g, 256, 0, s>>>(x, x_row0, x_img, (float *)col, y_row0, y_rows, n, H,
-                                           W, Ci, Wo, Kp);
+        im2col3s2_kernel<<<g, blk, 0, s>>>(x, x_row0, x_img, (float *)col, y_row0, y_rows, npix,
+                                           H, W, Ci, Wo, Kp);
     else if (dt == WV_DTYPE_BF16)
-        im2col3s2_kernel<<<g, 256, 0, s>>>(x, x_row0, x_img, (__nv_bfloat16 *)col, y_row0, y_rows,
-                                           n, H, W, Ci, Wo, Kp);
+        im2col3s2_kernel<<<g, blk, 0, s>>>(x, x_row0, x_img, (__nv_bfloat16 *)col, y_row0, y_rows,
+                                           npix, H, W, Ci, Wo, Kp);
     else
-        im2col3s2_kernel<<<g, 256, 0, s>>>(x, x_row0, x_img, (__half *)col, y_row0, y_rows, n, H,
-                                           W, Ci, Wo, Kp);
+        im2col3s2_kernel<<<g, blk, 0, s>>>(x, x_row0, x_img, (__half *)col, y_row0, y_rows, npix,
+                                           H, W, Ci, Wo, Kp);
     CUDA_LAUNCH_TRY("im2col3s2");
     return WV_OK;
 }

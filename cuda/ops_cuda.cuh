@@ -35,11 +35,11 @@ enum wv_status patch_merge_cuda_st(const float *x, int x_row0, int x_rows, float
                                    int y_rows, int H, int W, int C, cudaStream_t s);
 enum wv_status mean_pool_cuda_st(const float *x, float *y, size_t L, int C, cudaStream_t s);
 
-/* Depthwise 3×3 (+bias) + SiLU over `nimg` whole images (n, H, W, C) fp32 → y stored as dt
- * (the model's u: scan input and x_proj operand). Same tap order as dwconv3_cpu. */
-enum wv_status dwconv3_silu_map_cuda(const float *x, const float *w, const float *bias, void *y,
-                                     enum wv_dtype dt, int nimg, int H, int W, int C,
-                                     cudaStream_t s);
+/* Depthwise 3×3 (+bias) + SiLU over `nimg` whole images (n, H, W, C) stored as x_dt → y stored
+ * as dt (the model's u: scan input and x_proj operand). Same tap order as dwconv3_cpu. */
+enum wv_status dwconv3_silu_map_cuda(const void *x, enum wv_dtype x_dt, const float *w,
+                                     const float *bias, void *y, enum wv_dtype dt, int nimg,
+                                     int H, int W, int C, cudaStream_t s);
 /* im2col of a 3×3 / stride 2 / pad 1 conv: output rows [y_row0, y_row0 + y_rows) of `nimg`
  * images (image i's input at x + i·x_img, holding input rows from x_row0 on) → col (nimg·y_rows·
  * Wo, Kp) in dt, column k = (ky·3 + kx)·Ci + ci, zero for k >= 9·Ci (Kp = vc_conv_k(Ci)). The

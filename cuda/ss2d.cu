@@ -68,13 +68,49 @@ __device__ __forceinline__ float ldu(const float *p) { return *p; }
 __device__ __forceinline__ float ldu(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
 __device__ __forceinline__ float ldu(const __half *p) { return __half2float(*p); }
 
+/* Position of token l of direction k as a pixel index, and the step to the next token, without a
+ * division per step (64-bit division is a ~100-instruction software routine on the GPU; the
+ * first version did two per step for the column directions and spent 49 of 89 ms there).
+ * Directions: 0 row-major, 1 column-major, 2 and 3 their reverses. */
+struct ss2d_walk {
+    long long p; /* pixel index h·W + w */
+    int h, w;    /* for the column directions */
+};
+__device__ __forceinline__ void ss2d_walk_start(ss2d_walk &t, int k, size_t l, int H, int W)
+{
+    const size_t L = (size_t)H * W;
+    if (k == 0 || k == 2) {
+        t.p = (long long)(k == 0 ? l : L - 1 - l);
+        t.h = t.w = 0;
+    } else {
+        size_t q = k == 1 ? l : L - 1 - l; /* q = w·H + h */
+        t.w = (int)(q / H);
+        t.h = (int)(q - (size_t)t.w * H);
+        t.p = (long long)t.h * W + t.w;
+    }
+}
+__device__ __forceinline__ void ss2d_walk_next(ss2d_walk &t, int k, int H, int W)
+{
+    if (k == 0) t.p++;
+    else if (k == 2) t.p--;
+    else if (k == 1) {
+        if (++t.h == H) t.h = 0, t.w++, t.p = t.w;
+        else t.p += W;
+    } else {
+        if (--t.h < 0) t.h = H - 1, t.w--, t.p = (long long)(H - 1) * W + t.w;
+        else t.p -= W;
+    }
+}
+
 /* One thread = one (image b, direction k, chunk c, channel d). PASS 1: scan the chunk from h = 0,
  * store (Σ δA, h_local) per state in ws. PASS 2: re-scan from the carried entering state (ws;
  * zero when ws == NULL, i.e. one chunk) and write or add ⟨C, h⟩ + D·u into y at the chunk's
- * pixels. ws lane j = ((b·K + k)·N + n)·Dn + d, chunk-major: ws[(c·n_seq + j)·2 + {0, 1}]. */
+ * pixels. ws lane j = ((b·K + k)·N + n)·Dn + d, chunk-major: ws[(c·n_seq + j)·2 + {0, 1}].
+ * u and the x_proj output xdbl are stored as TU (fp32 in the exact forward, bf16/f16 in the fast
+ * one); y is fp32 (it accumulates the four directions). */
 template <int NMAX, int PASS, typename TU, bool FAST>
 __global__ void __launch_bounds__(SS2D_LANES * SS2D_CPB)
-ss2d_chunk_kernel2(const TU *__restrict__ u, const float *__restrict__ xdbl,
+ss2d_chunk_kernel2(const TU *__restrict__ u, const TU *__restrict__ xdbl,
                    const float *__restrict__ dt_w, const float *__restrict__ dt_b,
                    const float *__restrict__ A, const float *__restrict__ Ds, float *__restrict__ y,
                    int B, int H, int W, int Dn, int R, int N, size_t chunk, size_t n_chunks,
@@ -95,9 +131,9 @@ ss2d_chunk_kernel2(const TU *__restrict__ u, const float *__restrict__ xdbl,
     if (d >= Dn || c >= n_chunks) return;
     const size_t n_seq = (size_t)B * SS2D_K * N * Dn;
     const size_t lane0 = ((size_t)b * SS2D_K + k) * N * Dn + d;
-    const TU *ub = u + (size_t)b * L * Dn;
-    const float *xb = xdbl + (size_t)b * L * SS2D_K * P;
-    float *yb = y + (size_t)b * L * Dn;
+    const TU *ub = u + (size_t)b * L * Dn + d;
+    const TU *xb = xdbl + (size_t)b * L * SS2D_K * P + (size_t)k * P;
+    float *yb = y + (size_t)b * L * Dn + d;
     float h[NMAX], ls[NMAX], lc[NMAX], Ac[NMAX]; /* ls, lc: Σ δA over the chunk (Kahan) */
 #pragma unroll
     for (int n = 0; n < NMAX; n++) {
@@ -108,33 +144,31 @@ ss2d_chunk_kernel2(const TU *__restrict__ u, const float *__restrict__ xdbl,
     }
     const float bias = dt_b[(size_t)k * Dn + d], Dk = Ds[(size_t)k * Dn + d];
     const size_t l0 = c * chunk, l1 = l0 + chunk < L ? l0 + chunk : L;
+    const long long stride_x = (long long)SS2D_K * P;
+    ss2d_walk t;
+    ss2d_walk_start(t, k, l0, H, W);
     for (size_t l = l0; l < l1; l++) {
-        size_t p;
-        if (k == 0) p = l;
-        else if (k == 2) p = L - 1 - l;
-        else {
-            size_t q = k == 1 ? l : L - 1 - l; /* q = w·H + h */
-            p = (q % H) * W + q / H;
-        }
-        const float *xd = xb + (p * SS2D_K + k) * P;
+        const TU *xd = xb + t.p * stride_x;
         float dt = 0.0f;
-        for (int r = 0; r < R; r++) dt += wt[r * SS2D_LANES + lane] * xd[r];
+        for (int r = 0; r < R; r++) dt += wt[r * SS2D_LANES + lane] * ldu(xd + r);
         dt = ss2d_softplus<FAST>(dt + bias);
-        float up = ldu(ub + p * Dn + d), acc = 0.0f;
+        const long long off = t.p * Dn;
+        float up = ldu(ub + off), acc = 0.0f;
 #pragma unroll
         for (int n = 0; n < NMAX; n++) {
             if (n < N) {
                 float x = dt * Ac[n], a = ss2d_decay<FAST>(x);
-                h[n] = a * h[n] + dt * xd[R + n] * up;
+                h[n] = a * h[n] + dt * ldu(xd + R + n) * up;
                 if (PASS == 1) kahan_add(ls[n], lc[n], x);
-                else acc += xd[R + N + n] * h[n];
+                else acc += ldu(xd + R + N + n) * h[n];
             }
         }
         if (PASS == 2) {
             float out = acc + Dk * up;
-            if (accumulate) yb[p * Dn + d] += out;
-            else yb[p * Dn + d] = out;
+            if (accumulate) yb[off] += out;
+            else yb[off] = out;
         }
+        ss2d_walk_next(t, k, H, W);
     }
     if (PASS == 1) {
 #pragma unroll
@@ -154,7 +188,7 @@ extern "C" size_t ss2d_cuda_ws_bytes(int H, int W, int Dn, int N, int chunk)
 }
 
 template <typename TU, bool FAST>
-static void ss2d_launch(const TU *u, const float *xdbl, const float *dt_w, const float *dt_b,
+static void ss2d_launch(const TU *u, const TU *xdbl, const float *dt_w, const float *dt_b,
                         const float *A, const float *Ds, float *y, int B, int H, int W, int Dn,
                         int R, int N, size_t chunk, size_t n_chunks, float *w, cudaStream_t stream)
 {
@@ -182,7 +216,7 @@ static void ss2d_launch(const TU *u, const float *xdbl, const float *dt_w, const
 }
 
 extern "C" enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtype u_dt,
-                                                     const float *xdbl, const float *dt_w,
+                                                     const void *xdbl, const float *dt_w,
                                                      const float *dt_b, const float *A,
                                                      const float *Ds, float *y, int B, int H,
                                                      int W, int Dn, int R, int N, int chunk,
@@ -211,13 +245,13 @@ extern "C" enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtyp
         own = 1;
     }
     if (u_dt == WV_DTYPE_F32)
-        ss2d_launch<float, false>((const float *)u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, N,
+        ss2d_launch<float, false>((const float *)u, (const float *)xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, N,
                                   (size_t)chunk, n_chunks, w, stream);
     else if (u_dt == WV_DTYPE_BF16)
-        ss2d_launch<__nv_bfloat16, true>((const __nv_bfloat16 *)u, xdbl, dt_w, dt_b, A, Ds, y, B,
+        ss2d_launch<__nv_bfloat16, true>((const __nv_bfloat16 *)u, (const __nv_bfloat16 *)xdbl, dt_w, dt_b, A, Ds, y, B,
                                          H, W, Dn, R, N, (size_t)chunk, n_chunks, w, stream);
     else
-        ss2d_launch<__half, true>((const __half *)u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R,
+        ss2d_launch<__half, true>((const __half *)u, (const __half *)xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R,
                                   N, (size_t)chunk, n_chunks, w, stream);
     enum wv_status st = WV_OK;
     cudaError_t e = cudaGetLastError();

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "arena.h"
+#include "gemm_lt.h"
 #include "ops_cuda.cuh"
 #include "pool.h"
 
@@ -44,6 +45,7 @@ struct gblock {
     void *out_proj;         /* dtype (C, Dn) */
     float *n2_w, *n2_b, *fc1_b, *fc2_b;
     void *fc1_w, *fc2_w;    /* dtype */
+    void *fc1_bd;           /* fc1 bias in the dtype (cuBLASLt's GELU epilogue wants the output's type) */
 };
 
 struct gstage {
@@ -193,6 +195,7 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
                 NEED(bk.n2_b, C, K_F32, BT(1, C, 0, 0, 0, "norm2.bias"));
                 NEED(bk.fc1_w, (size_t)Hd * C, K_DT, BT(2, Hd, C, 0, 0, "mlp.fc1.weight"));
                 NEED(bk.fc1_b, Hd, K_F32, BT(1, Hd, 0, 0, 0, "mlp.fc1.bias"));
+                NEED(bk.fc1_bd, Hd, K_DT, BT(1, Hd, 0, 0, 0, "mlp.fc1.bias"));
                 NEED(bk.fc2_w, (size_t)C * Hd, K_DT, BT(2, C, Hd, 0, 0, "mlp.fc2.weight"));
                 NEED(bk.fc2_b, C, K_F32, BT(1, C, 0, 0, 0, "mlp.fc2.bias"));
             }
@@ -362,8 +365,8 @@ struct gfwd {
     enum wv_dtype dt;
     int tf32, B, chunk;
     size_t bp; /* band pixels of the stage being run (layout band[i]) */
-    float *map[2], *xdbl, *band_b, *band_c, *in, *mid, *feat;
-    void *u, *band_a, *band_d, *col, *ws;
+    float *map[2], *band_b, *band_c, *in, *mid, *feat;
+    void *u, *xdbl, *band_a, *band_d, *col, *ws;
     const float *dev_in; /* (B, H, W, Cin) on the device, or NULL: rows come through `read` */
     struct vc_layout l;  /* capacities (elements) of every buffer, bands, stem rows */
 };
@@ -414,7 +417,16 @@ static enum wv_status profile_collect(struct vmamba_cuda *m)
 static enum wv_status gemm(gfwd &f, const void *x, const void *w, const float *bias, float *y,
                            size_t M, int K, int Nout, int acc)
 {
-    return gemm_cuda_ex(x, w, f.dt, f.tf32, bias, y, M, K, Nout, acc, f.s);
+    if (f.dt == WV_DTYPE_F32) return gemm_cuda_ex(x, w, f.dt, f.tf32, bias, y, M, K, Nout, acc, f.s);
+    return gemm_lt_cuda(x, w, f.dt, bias, y, WV_DTYPE_F32, M, K, Nout, acc,
+                        bias ? GEMM_EPI_BIAS : GEMM_EPI_NONE, f.s);
+}
+
+/* bf16/f16 forward only: output in the storage dtype (no fp32 round trip) */
+static enum wv_status gemm_dt(gfwd &f, const void *x, const void *w, const void *bias_dt, void *y,
+                              size_t M, int K, int Nout, enum gemm_epi epi)
+{
+    return gemm_lt_cuda(x, w, f.dt, bias_dt, y, f.dt, M, K, Nout, 0, epi, f.s);
 }
 
 /* Element offset of a dtype array. */
@@ -527,8 +539,8 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
                                     int H, int W)
 {
     const int C = s.C, Dn = s.Dn, R = s.R, N = f.m->cfg.d_state, P = R + 2 * N;
-    const int v0 = f.m->cfg.family == VMAMBA_V0;
-    const size_t L = (size_t)H * W, M = (size_t)f.B * L;
+    const int v0 = f.m->cfg.family == VMAMBA_V0, fast = f.dt != WV_DTYPE_F32;
+    const size_t L = (size_t)H * W, M = (size_t)f.B * L, es = dtype_size(f.dt);
     FITS(f, VC_XDBL, M * 4 * P);
     FITS(f, VC_U, M * Dn);
     FITS(f, VC_MAP0, M * Dn);
@@ -539,14 +551,18 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
         size_t np = M - p0 < f.bp ? M - p0 : f.bp;
         FITS(f, VC_BAND_A, np * C);
         T(layernorm_cuda_dt(x + p0 * C, bk.norm_w, bk.norm_b, f.band_a, f.dt, np, C, f.s));
-        T(gemm(f, f.band_a, bk.in_proj, NULL, y + p0 * Dn, np, C, Dn, 0));
+        if (fast) T(gemm_dt(f, f.band_a, bk.in_proj, NULL, (char *)y + p0 * Dn * es, np, C, Dn,
+                            GEMM_EPI_NONE));
+        else T(gemm(f, f.band_a, bk.in_proj, NULL, y + p0 * Dn, np, C, Dn, 0));
     }
     /* u = SiLU(dwconv(·)) over whole images, stored in the GEMM dtype */
     T(mark(f, VCP_DWCONV));
-    T(dwconv3_silu_map_cuda(y, bk.conv_w, bk.conv_b, f.u, f.dt, f.B, H, W, Dn, f.s));
-    /* x_proj for the 4 directions in pixel order: (B·L, Dn) · (4P, Dn)ᵀ, one GEMM */
+    T(dwconv3_silu_map_cuda(y, f.dt, bk.conv_w, bk.conv_b, f.u, f.dt, f.B, H, W, Dn, f.s));
+    /* x_proj for the 4 directions in pixel order: (B·L, Dn) · (4P, Dn)ᵀ, one GEMM, output in the
+     * storage dtype (the scan reads it as such) */
     T(mark(f, VCP_X_PROJ));
-    T(gemm(f, f.u, bk.x_proj, NULL, f.xdbl, M, Dn, 4 * P, 0));
+    if (fast) T(gemm_dt(f, f.u, bk.x_proj, NULL, f.xdbl, M, Dn, 4 * P, GEMM_EPI_NONE));
+    else T(gemm(f, f.u, bk.x_proj, NULL, (float *)f.xdbl, M, Dn, 4 * P, 0));
     T(mark(f, VCP_SCAN));
     T(ss2d_scan_merge_batch_cuda(f.u, f.dt, f.xdbl, bk.dt_w, bk.dt_b, bk.A, bk.Ds, y, f.B, H, W,
                                  Dn, R, N, f.chunk, f.ws, f.s));
@@ -556,10 +572,7 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
         float *xp = x + p0 * C, *yp = y + p0 * Dn;
         FITS(f, VC_BAND_A, np * (C > Dn ? C : Dn));
         if (v0) FITS(f, VC_BAND_B, np * Dn);
-        if (s.hidden > 0) {
-            FITS(f, VC_BAND_C, np * s.hidden);
-            if (f.dt != WV_DTYPE_F32) FITS(f, VC_BAND_D, np * s.hidden);
-        }
+        if (s.hidden > 0) FITS(f, fast ? VC_BAND_D : VC_BAND_C, np * s.hidden);
         T(mark(f, VCP_OUT));
         if (v0) {
             T(layernorm_cuda_dt(yp, bk.on_w, bk.on_b, yp, WV_DTYPE_F32, np, Dn, f.s));
@@ -574,10 +587,15 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
         if (s.hidden > 0) {
             T(mark(f, VCP_MLP));
             T(layernorm_cuda_dt(xp, bk.n2_w, bk.n2_b, f.band_a, f.dt, np, C, f.s));
-            T(gemm(f, f.band_a, bk.fc1_w, bk.fc1_b, f.band_c, np, C, s.hidden, 0));
-            void *h = f.dt == WV_DTYPE_F32 ? (void *)f.band_c : f.band_d;
-            T(gelu_cuda_dt(f.band_c, h, f.dt, np * s.hidden, f.s));
-            T(gemm(f, h, bk.fc2_w, bk.fc2_b, xp, np, s.hidden, C, 1));
+            if (fast) { /* GELU(fc1) in the epilogue, written in the dtype; fc2 + bias added into x */
+                T(gemm_dt(f, f.band_a, bk.fc1_w, bk.fc1_bd, f.band_d, np, C, s.hidden,
+                          GEMM_EPI_GELU_BIAS));
+                T(gemm(f, f.band_d, bk.fc2_w, bk.fc2_b, xp, np, s.hidden, C, 1));
+            } else { /* exact: erf GELU, fp32 hidden */
+                T(gemm(f, f.band_a, bk.fc1_w, bk.fc1_b, f.band_c, np, C, s.hidden, 0));
+                T(gelu_cuda_dt(f.band_c, f.band_c, f.dt, np * s.hidden, f.s));
+                T(gemm(f, f.band_c, bk.fc2_w, bk.fc2_b, xp, np, s.hidden, C, 1));
+            }
         }
     }
     return WV_OK;
@@ -766,7 +784,7 @@ static enum wv_status forward_any(struct vmamba_cuda *m, int B, int H, int W, co
     f.map[0] = (float *)ptr[VC_MAP0];
     f.map[1] = (float *)ptr[VC_MAP1];
     f.u = ptr[VC_U];
-    f.xdbl = (float *)ptr[VC_XDBL];
+    f.xdbl = ptr[VC_XDBL];
     f.band_a = ptr[VC_BAND_A];
     f.band_b = (float *)ptr[VC_BAND_B];
     f.band_c = (float *)ptr[VC_BAND_C];

@@ -18,6 +18,7 @@
  */
 #include <math.h>
 
+#include "cuda/gemm_lt.h"
 #include "gpu_test.h"
 #include "src/backend.h"
 
@@ -82,6 +83,77 @@ static void test_gemm(size_t M, int K, int Nout, int with_bias, int acc)
         cudaFree(dxh), cudaFree(dwh);
     }
     gt_free(dx), gt_free(dw), gt_free(db), gt_free(dy);
+    free(x), free(w), free(bias), free(y0), free(ref);
+}
+
+static float gelu_tanh(float v)
+{
+    return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+}
+
+/* gemm_lt_cuda (cuda/gemm_lt.cu): bf16 operands; output fp32 (optionally accumulated, bias
+ * fp32) or bf16 (bias bf16, optionally GELU): against gemm_cpu on the rounded operands + the
+ * epilogue on the host. Guard words after the bf16 output catch stray writes. */
+static void test_gemm_lt(size_t M, int K, int Nout, enum gemm_epi epi, int out_bf16, int acc)
+{
+    char label[160];
+    snprintf(label, sizeof label, "gemm_lt %zux%dx%d epi %d out %s acc %d", M, K, Nout, (int)epi,
+             out_bf16 ? "bf16" : "f32", acc);
+    float *x = gt_rand(M * K, -1, 1), *w = gt_rand((size_t)Nout * K, -1, 1);
+    float *bias = gt_rand(Nout, -1, 1), *y0 = gt_rand(M * Nout, -1, 1);
+    for (size_t i = 0; i < M * K; i++) x[i] = round_bf16(x[i]);
+    for (size_t i = 0; i < (size_t)Nout * K; i++) w[i] = round_bf16(w[i]);
+    if (out_bf16)
+        for (int i = 0; i < Nout; i++) bias[i] = round_bf16(bias[i]);
+    float *ref = malloc(M * Nout * sizeof *ref);
+    memcpy(ref, y0, M * Nout * sizeof *ref);
+    gemm_cpu(x, w, epi != GEMM_EPI_NONE ? bias : NULL, ref, M, K, Nout, acc);
+    if (epi == GEMM_EPI_GELU_BIAS)
+        for (size_t i = 0; i < M * Nout; i++) ref[i] = gelu_tanh(ref[i]);
+    struct gt_buf dx = gt_alloc(M * K, x), dw = gt_alloc((size_t)Nout * K, w), db = gt_alloc(Nout, bias);
+    void *dxh = NULL, *dwh = NULL, *dbh = NULL;
+    cudaMalloc(&dxh, M * K * 2 + 2);
+    cudaMalloc(&dwh, (size_t)Nout * K * 2 + 2);
+    cudaMalloc(&dbh, (size_t)Nout * 2 + 2);
+    convert_f32_cuda(dx.d, dxh, WV_DTYPE_BF16, M * K, 0);
+    convert_f32_cuda(dw.d, dwh, WV_DTYPE_BF16, (size_t)Nout * K, 0);
+    convert_f32_cuda(db.d, dbh, WV_DTYPE_BF16, Nout, 0);
+    float *got = NULL;
+    if (!out_bf16) {
+        struct gt_buf dy = gt_alloc(M * Nout, y0);
+        enum wv_status st = gemm_lt_cuda(dxh, dwh, WV_DTYPE_BF16, db.d, dy.d, WV_DTYPE_F32, M, K, Nout,
+                                         acc, epi, 0);
+        CHECK_MSG(st == WV_OK, "%s: %s", label, error_msg());
+        got = gt_fetch(dy, label);
+        gt_compare(label, got, ref, M * Nout, 1e-5);
+        gt_free(dy);
+    } else {
+        size_t n = M * Nout, guard = 64;
+        uint16_t *h = malloc((n + guard) * 2);
+        void *dy = NULL;
+        cudaMalloc(&dy, (n + guard) * 2);
+        cudaMemset(dy, 0xff, (n + guard) * 2);
+        enum wv_status st = gemm_lt_cuda(dxh, dwh, WV_DTYPE_BF16, dbh, dy, WV_DTYPE_BF16, M, K, Nout,
+                                         0, epi, 0);
+        CHECK_MSG(st == WV_OK, "%s: %s", label, error_msg());
+        cudaDeviceSynchronize();
+        cudaMemcpy(h, dy, (n + guard) * 2, cudaMemcpyDeviceToHost);
+        int bad = 0;
+        for (size_t i = n; i < n + guard; i++) bad += h[i] != 0xffff;
+        CHECK_MSG(!bad, "%s: %d guard words overwritten", label, bad);
+        got = malloc(n * sizeof *got);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)h[i] << 16;
+            memcpy(&got[i], &u, 4);
+        }
+        gt_compare(label, got, ref, n, 8e-3); /* bf16 output rounding: 2^-8 relative */
+        cudaFree(dy);
+        free(h);
+    }
+    error_clear();
+    free(got);
+    cudaFree(dxh), cudaFree(dwh), cudaFree(dbh);
+    gt_free(dx), gt_free(dw), gt_free(db);
     free(x), free(w), free(bias), free(y0), free(ref);
 }
 
@@ -224,6 +296,17 @@ int main(void)
     test_gemm(1000, 96, 7, 0, 1);
     test_gemm(257, 384, 96, 1, 0);
     test_gemm(4099, 96, 384, 1, 1);
+    /* cuBLASLt with epilogues: the model's shapes (fc1 GELU+bias → bf16, fc2 bias + accumulate,
+     * in_proj / x_proj → bf16, conv columns K = 32 / 432), odd M, M = 1 */
+    test_gemm_lt(4099, 96, 384, GEMM_EPI_GELU_BIAS, 1, 0);
+    test_gemm_lt(4099, 384, 96, GEMM_EPI_BIAS, 0, 1);
+    test_gemm_lt(1001, 96, 96, GEMM_EPI_NONE, 1, 0);
+    test_gemm_lt(1001, 96, 32, GEMM_EPI_NONE, 1, 0);
+    test_gemm_lt(777, 96, 96, GEMM_EPI_NONE, 0, 1);
+    test_gemm_lt(3137, 32, 48, GEMM_EPI_BIAS, 0, 0);
+    test_gemm_lt(513, 432, 96, GEMM_EPI_BIAS, 0, 0);
+    test_gemm_lt(1, 96, 384, GEMM_EPI_GELU_BIAS, 1, 0);
+    test_gemm_lt(37, 24, 56, GEMM_EPI_NONE, 1, 0);
     /* depthwise 3×3: 1×1, odd sizes, bands starting inside, last row, C = 1 */
     test_dwconv3(1, 1, 1, 0, 1, 1, 1);
     test_dwconv3(7, 5, 3, 0, 7, 0, 0);
