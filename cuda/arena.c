@@ -57,6 +57,18 @@ void vc_conv_units(size_t band, int B, int Ho, int Wo, struct vc_units *u)
     }
 }
 
+int vc_scan_fast(const struct vc_model *m, int i)
+{
+    return m->dtype != WV_DTYPE_F32 && !m->v0 && m->d_state == 1 && m->dt_rank[i] >= 1 &&
+           m->dt_rank[i] <= 64;
+}
+
+int vc_xdbl_pitch(const struct vc_model *m, int i)
+{
+    int p = m->dt_rank[i] + 2 * m->d_state;
+    return vc_scan_fast(m, i) ? (p + 7) / 8 * 8 : p;
+}
+
 int vc_conv_k(int Ci) { return (9 * Ci + 7) / 8 * 8; }
 
 /* Widest per-pixel row (channels) any band of stage i holds. */
@@ -85,7 +97,7 @@ void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
     const size_t w0 = stage_width(m, 0);
     for (int i = 0; i < VC_STAGES; i++) {
         const size_t C = m->dims[i], Dn = m->d_inner[i], Hd = m->hidden[i];
-        const size_t P = (size_t)m->dt_rank[i] + 2 * (size_t)N;
+        const size_t P = (size_t)vc_xdbl_pitch(m, i);
         const size_t L = (size_t)hs[i] * ws[i], BL = (size_t)B * L;
         /* same bytes per band at every stage: fewer pixels where rows are wider */
         size_t bp = bp0 * w0 / stage_width(m, i);

@@ -75,6 +75,14 @@ struct vc_layout {
     int chunk;                 /* scan chunk */
 };
 
+/* Elements per (pixel, direction) row of the x_proj output at stage i. The exact path keeps the
+ * checkpoint's order (dt_low (R), B (N), C (N)), pitch R + 2N. The fast path (bf16/f16, d_state 1,
+ * dt_rank <= 64: every released v2 model) packs (B, C, dt_low) and pads to a multiple of 8, so
+ * the scan loads a row with 16-byte vector loads and finds B and C at fixed places
+ * (cuda/ss2d.cu, ss2d_fast_kernel). */
+int vc_scan_fast(const struct vc_model *m, int i);
+int vc_xdbl_pitch(const struct vc_model *m, int i);
+
 /* How a conv over B images of Ho×Wo outputs is cut: `group` whole images per step when a band
  * of `band` output pixels holds at least one image (then rows = Ho), else one image at a time in
  * bands of `rows` output rows. */

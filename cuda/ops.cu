@@ -208,7 +208,7 @@ dwconv3_silu_map_kernel(const TI *__restrict__ x, const float *__restrict__ w,
             for (int kx = 0; kx < 3; kx++) {
                 int ix = ox + kx - 1;
                 if (ix < 0 || ix >= W) continue;
-                acc += ld(xrow + (size_t)ix * C + c) * w[(size_t)c * 9 + ky * 3 + kx];
+                acc += ld(xrow + (size_t)ix * C + c) * w[(size_t)(ky * 3 + kx) * C + c];
             }
         }
         st(yo + c, acc / (1.0f + expf(-acc)));
@@ -443,6 +443,42 @@ extern "C" void layernorm_cuda(const float *x, const float *gamma, const float *
                                size_t M, int C, cudaStream_t stream)
 {
     layernorm_cuda_dt(x, gamma, beta, y, WV_DTYPE_F32, M, C, stream);
+}
+
+/* LayerNorm then erf GELU, fp32 in place (the v2 stem's middle map): one pass instead of two. */
+__global__ void layernorm_gelu_kernel(float *x, const float *gamma, const float *beta, size_t M,
+                                      int C)
+{
+    int lane = threadIdx.x & 31;
+    size_t warp = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    size_t nwarps = ((size_t)gridDim.x * blockDim.x) >> 5;
+    for (size_t row = warp; row < M; row += nwarps) {
+        float *xr = x + row * C;
+        float s = 0.0f;
+        for (int c = lane; c < C; c += 32) s += xr[c];
+        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        float mean = s / C;
+        float v = 0.0f;
+        for (int c = lane; c < C; c += 32) {
+            float d = xr[c] - mean;
+            v += d * d;
+        }
+        for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        float rstd = 1.0f / sqrtf(v / C + 1e-5f);
+        for (int c = lane; c < C; c += 32) {
+            float t = (xr[c] - mean) * rstd * gamma[c] + beta[c];
+            xr[c] = 0.5f * t * (1.0f + erff(t * 0.70710678118654752f));
+        }
+    }
+}
+
+enum wv_status layernorm_gelu_cuda(float *x, const float *gamma, const float *beta, size_t M,
+                                   int C, cudaStream_t s)
+{
+    if (!M) return WV_OK;
+    layernorm_gelu_kernel<<<cuda_blocks(M * 32, 256), 256, 0, s>>>(x, gamma, beta, M, C);
+    CUDA_LAUNCH_TRY("layernorm_gelu");
+    return WV_OK;
 }
 
 /* ---- elementwise ------------------------------------------------------------------------- */

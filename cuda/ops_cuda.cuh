@@ -16,6 +16,9 @@ extern "C" {
  * only for dt == f32. */
 enum wv_status layernorm_cuda_dt(const float *x, const float *gamma, const float *beta, void *y,
                                  enum wv_dtype dt, size_t M, int C, cudaStream_t s);
+/* x = GELU(LayerNorm(x)) in place, fp32 (same formulas as the two ops in sequence) */
+enum wv_status layernorm_gelu_cuda(float *x, const float *gamma, const float *beta, size_t M,
+                                   int C, cudaStream_t s);
 /* y (as dt) = GELU(x) */
 enum wv_status gelu_cuda_dt(const float *x, void *y, enum wv_dtype dt, size_t n, cudaStream_t s);
 /* y (as dt) = x ⊙ SiLU(z)  (v0 gate after out_norm) */
@@ -36,7 +39,8 @@ enum wv_status patch_merge_cuda_st(const float *x, int x_row0, int x_rows, float
 enum wv_status mean_pool_cuda_st(const float *x, float *y, size_t L, int C, cudaStream_t s);
 
 /* Depthwise 3×3 (+bias) + SiLU over `nimg` whole images (n, H, W, C) stored as x_dt → y stored
- * as dt (the model's u: scan input and x_proj operand). Same tap order as dwconv3_cpu. */
+ * as dt (the model's u: scan input and x_proj operand); w transposed to (9, C). Same tap order as
+ * dwconv3_cpu. */
 enum wv_status dwconv3_silu_map_cuda(const void *x, enum wv_dtype x_dt, const float *w,
                                      const float *bias, void *y, enum wv_dtype dt, int nimg,
                                      int H, int W, int C, cudaStream_t s);

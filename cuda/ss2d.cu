@@ -265,6 +265,181 @@ extern "C" enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtyp
     return st;
 }
 
+/* ---- fast path: d_state 1, packed x_proj rows, dt_proj weights in registers ----------------
+ *
+ * Why: after the division fix the first kernel still ran at ~90 G thread-steps/s (273 ms of a
+ * 438 ms 10,000² forward on the H200), whatever the size: bound by load instructions, not by
+ * bytes. Each step issued R scalar loads of dt_low (R = 6..48 for VMamba-T) plus R shared loads
+ * of dt_w — ~2R + 5 load instructions for ~2R FMAs. Here a (pixel, direction) row of the x_proj
+ * output is (B, C, dt_low, zero padding) with a pitch that is a multiple of 8 (vc_xdbl_pitch),
+ * read with Pp/8 16-byte loads (the same for all 32 lanes: a broadcast), and dt_w[k, d, ·] sits
+ * in registers for the whole chunk: per step Pp/8 + 1 loads and R FMAs. d_state is 1 (every v2
+ * model), so B and C are at fixed places. */
+template <typename TU> struct ss2d_vec;
+template <> struct ss2d_vec<__nv_bfloat16> {
+    static __device__ __forceinline__ void unpack(uint4 v, float *o)
+    {
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            o[2 * i] = __uint_as_float(w[i] << 16);
+            o[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+        }
+    }
+};
+template <> struct ss2d_vec<__half> {
+    static __device__ __forceinline__ void unpack(uint4 v, float *o)
+    {
+        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            __half2 h2 = *reinterpret_cast<const __half2 *>(&w[i]);
+            float2 f = __half22float2(h2);
+            o[2 * i] = f.x;
+            o[2 * i + 1] = f.y;
+        }
+    }
+};
+
+template <int RMAX, int PASS, typename TU>
+__global__ void __launch_bounds__(SS2D_LANES * SS2D_CPB)
+ss2d_fast_kernel(const TU *__restrict__ u, const TU *__restrict__ xdbl,
+                 const float *__restrict__ dt_w, const float *__restrict__ dt_b,
+                 const float *__restrict__ A, const float *__restrict__ Ds, float *__restrict__ y,
+                 int B, int H, int W, int Dn, int R, int Pp, size_t chunk, size_t n_chunks,
+                 int k_only, int accumulate, float *__restrict__ ws)
+{
+    constexpr int JMAX = (RMAX + 2 + 7) / 8; /* 16-byte loads that can hold (B, C, dt_low) */
+    const size_t L = (size_t)H * W;
+    const int lane = threadIdx.x, d = blockIdx.y * SS2D_LANES + lane;
+    const int b = PASS == 1 ? (int)(blockIdx.z / SS2D_K) : (int)blockIdx.z;
+    const int k = PASS == 1 ? (int)(blockIdx.z % SS2D_K) : k_only;
+    const size_t c = (size_t)blockIdx.x * SS2D_CPB + threadIdx.y;
+    if (d >= Dn || c >= n_chunks) return;
+    float wr[RMAX];
+#pragma unroll
+    for (int r = 0; r < RMAX; r++) wr[r] = r < R ? dt_w[((size_t)k * Dn + d) * R + r] : 0.0f;
+    const size_t n_seq = (size_t)B * SS2D_K * Dn;
+    const size_t lane0 = ((size_t)b * SS2D_K + k) * Dn + d;
+    const TU *ub = u + (size_t)b * L * Dn + d;
+    const TU *xb = xdbl + ((size_t)b * L * SS2D_K + k) * Pp;
+    float *yb = y + (size_t)b * L * Dn + d;
+    float h = PASS == 2 && ws ? ws[(c * n_seq + lane0) * 2 + 1] : 0.0f, ls = 0.0f, lc = 0.0f;
+    const float Ak = A[(size_t)k * Dn + d], bias = dt_b[(size_t)k * Dn + d], Dk = Ds[(size_t)k * Dn + d];
+    const int nv = Pp / 8;
+    const long long stride_x = (long long)SS2D_K * Pp;
+    const size_t l0 = c * chunk, l1 = l0 + chunk < L ? l0 + chunk : L;
+    ss2d_walk t;
+    ss2d_walk_start(t, k, l0, H, W);
+    for (size_t l = l0; l < l1; l++) {
+        const uint4 *row = reinterpret_cast<const uint4 *>(xb + t.p * stride_x);
+        float xv[JMAX * 8];
+#pragma unroll
+        for (int j = 0; j < JMAX; j++) {
+            uint4 v = j < nv ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
+            ss2d_vec<TU>::unpack(v, xv + 8 * j);
+        }
+        float dt = bias;
+#pragma unroll
+        for (int r = 0; r < RMAX; r++) dt = fmaf(wr[r], xv[2 + r], dt);
+        dt = ss2d_softplus<true>(dt);
+        const long long off = t.p * Dn;
+        const float up = ldu(ub + off);
+        const float x = dt * Ak;
+        h = __expf(x) * h + dt * xv[0] * up;
+        if (PASS == 1) kahan_add(ls, lc, x);
+        else {
+            float out = xv[1] * h + Dk * up;
+            if (accumulate) yb[off] += out;
+            else yb[off] = out;
+        }
+        ss2d_walk_next(t, k, H, W);
+    }
+    if (PASS == 1) {
+        float *q = ws + (c * n_seq + lane0) * 2;
+        q[0] = ls - lc;
+        q[1] = h;
+    }
+}
+
+template <int RMAX, typename TU>
+static void ss2d_fast_launch(const TU *u, const TU *xdbl, const float *dt_w, const float *dt_b,
+                             const float *A, const float *Ds, float *y, int B, int H, int W,
+                             int Dn, int R, int Pp, size_t chunk, size_t n_chunks, float *w,
+                             cudaStream_t stream)
+{
+    static const int korder[SS2D_K] = {0, 2, 1, 3};
+    const unsigned dblocks = (unsigned)((Dn + SS2D_LANES - 1) / SS2D_LANES);
+    const unsigned cblocks = (unsigned)((n_chunks + SS2D_CPB - 1) / SS2D_CPB);
+    const dim3 blk(SS2D_LANES, SS2D_CPB);
+    if (n_chunks > 1) {
+        dim3 g1(cblocks, dblocks, (unsigned)(SS2D_K * B));
+        ss2d_fast_kernel<RMAX, 1, TU><<<g1, blk, 0, stream>>>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H,
+                                                             W, Dn, R, Pp, chunk, n_chunks, 0, 0, w);
+        if (cudaPeekAtLastError() == cudaSuccess) {
+            size_t lanes = (size_t)B * SS2D_K * Dn;
+            scan_carry_kernel1<<<cuda_blocks(lanes, 128), 128, 0, stream>>>(w, NULL, lanes, n_chunks);
+        }
+    }
+    dim3 g2(cblocks, dblocks, (unsigned)B);
+    for (int kk = 0; kk < SS2D_K && cudaPeekAtLastError() == cudaSuccess; kk++)
+        ss2d_fast_kernel<RMAX, 2, TU><<<g2, blk, 0, stream>>>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H,
+                                                             W, Dn, R, Pp, chunk, n_chunks,
+                                                             korder[kk], kk > 0,
+                                                             n_chunks > 1 ? w : NULL);
+}
+
+template <typename TU>
+static void ss2d_fast_dispatch(const TU *u, const TU *xdbl, const float *dt_w, const float *dt_b,
+                               const float *A, const float *Ds, float *y, int B, int H, int W,
+                               int Dn, int R, int Pp, size_t chunk, size_t n_chunks, float *w,
+                               cudaStream_t s)
+{
+    if (R <= 8) ss2d_fast_launch<8>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, s);
+    else if (R <= 16) ss2d_fast_launch<16>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, s);
+    else if (R <= 32) ss2d_fast_launch<32>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, s);
+    else ss2d_fast_launch<64>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, s);
+}
+
+extern "C" enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype dt,
+                                                    const void *xdbl, int pitch,
+                                                    const float *dt_w, const float *dt_b,
+                                                    const float *A, const float *Ds, float *y,
+                                                    int B, int H, int W, int Dn, int R, int chunk,
+                                                    void *ws, cudaStream_t stream)
+{
+    size_t L = (size_t)H * W;
+    if (L == 0 || Dn <= 0 || B <= 0) return WV_OK;
+    if (dt == WV_DTYPE_F32 || R < 1 || R > 64 || pitch % 8 || pitch < R + 2 || chunk <= 0)
+        return error_set(WV_EINVAL, "cuda ss2d fast: dtype %s, dt_rank %d, pitch %d, chunk %d",
+                         wv_dtype_name(dt), R, pitch, chunk);
+    if (B > 65535 / SS2D_K)
+        return error_set(WV_EUNSUPPORTED, "cuda ss2d fast: batch %d (at most %d)", B, 65535 / SS2D_K);
+    size_t n_chunks = (L + chunk - 1) / chunk;
+    if (n_chunks / SS2D_CPB > 0x7fffffffu)
+        return error_set(WV_EUNSUPPORTED, "cuda ss2d fast: %zu chunks", n_chunks);
+    float *w = (float *)ws;
+    int own = 0;
+    if (n_chunks > 1 && !w) {
+        CUDA_TRY("ss2d fast", cudaMallocAsync((void **)&w, vc_ss2d_ws_bytes(B, H, W, Dn, 1, chunk), stream));
+        own = 1;
+    }
+    if (dt == WV_DTYPE_BF16)
+        ss2d_fast_dispatch((const __nv_bfloat16 *)u, (const __nv_bfloat16 *)xdbl, dt_w, dt_b, A, Ds,
+                           y, B, H, W, Dn, R, pitch, (size_t)chunk, n_chunks, w, stream);
+    else
+        ss2d_fast_dispatch((const __half *)u, (const __half *)xdbl, dt_w, dt_b, A, Ds, y, B, H, W,
+                           Dn, R, pitch, (size_t)chunk, n_chunks, w, stream);
+    enum wv_status st = WV_OK;
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) st = cuda_fail(e, "ss2d_fast_kernel<<<>>>", "ss2d fast", __FILE__, __LINE__);
+    if (own) {
+        cudaError_t fe = cudaFreeAsync(w, stream);
+        if (fe != cudaSuccess && st == WV_OK) st = cuda_fail(fe, "cudaFreeAsync", "ss2d fast", __FILE__, __LINE__);
+    }
+    return st;
+}
+
 extern "C" enum wv_status ss2d_scan_merge_cuda_ex(const float *u, const float *xdbl,
                                                   const float *dt_w, const float *dt_b,
                                                   const float *A, const float *Ds, float *y,

@@ -38,8 +38,8 @@
 struct gblock {
     float *norm_w, *norm_b;
     void *in_proj;          /* dtype (Dn or 2·Dn, C) */
-    float *conv_w, *conv_b; /* (Dn, 1, 3, 3), (Dn) or NULL */
-    void *x_proj;           /* dtype (4·(R+2N), Dn) */
+    float *conv_w, *conv_b; /* (9, Dn) (taps outer: lanes read consecutive channels), (Dn) or NULL */
+    void *x_proj;           /* dtype (4·pitch, Dn): checkpoint order, or packed (vc_xdbl_pitch) */
     float *A, *Ds, *dt_w, *dt_b;
     float *on_w, *on_b;
     void *out_proj;         /* dtype (C, Dn) */
@@ -50,6 +50,7 @@ struct gblock {
 
 struct gstage {
     int C, Dn, R, depth, hidden;
+    int pitch, fast; /* x_proj output row per (pixel, direction); fast SS2D (cuda/arena.h) */
     std::vector<gblock> blocks;
     float *ds_b, *ds_nw, *ds_nb;        /* v2 conv bias, norm (v0: norm of the 4C gather) */
     void *ds_wc;                        /* v2 conv as a GEMM operand (2C, vc_conv_k(C)) dtype */
@@ -81,17 +82,21 @@ struct vmamba_cuda {
     double prof_ms[VCP_N];
 };
 
+static struct vc_model arena_model(const struct vmamba_cuda *m);
+
 /* ---- loading ------------------------------------------------------------------------------ */
 
 namespace {
-enum conv_kind { K_F32, K_DT, K_NEGEXP, K_CONV };
+enum conv_kind { K_F32, K_DT, K_NEGEXP, K_CONV, K_T9, K_XPACK };
 struct up_entry {
     const float *src;
     size_t n;
     conv_kind kind;
     size_t off;
     void **dst;
-    int co, ci; /* K_CONV: (co, ci, 3, 3) → (co, vc_conv_k(ci)), k = (ky·3 + kx)·ci + c */
+    int co, ci; /* K_CONV: (co, ci, 3, 3) → (co, vc_conv_k(ci)), k = (ky·3 + kx)·ci + c;
+                   K_T9: (co, 9) → (9, co); K_XPACK: co = Dn, ci = R (N = 1), pitch below */
+    int pitch;
 };
 struct uploader {
     std::vector<up_entry> e;
@@ -100,13 +105,26 @@ struct uploader {
     void add(void **dst, const float *src, size_t n, conv_kind kind)
     {
         size_t es = kind == K_DT ? dtype_size(dt) : 4;
-        e.push_back({src, n, kind, bytes, dst, 0, 0});
+        e.push_back({src, n, kind, bytes, dst, 0, 0, 0});
         bytes += cuda_pool_round(n * es);
     }
     void add_conv(void **dst, const float *src, int co, int ci)
     {
         size_t n = (size_t)co * vc_conv_k(ci);
-        e.push_back({src, n, K_CONV, bytes, dst, co, ci});
+        e.push_back({src, n, K_CONV, bytes, dst, co, ci, 0});
+        bytes += cuda_pool_round(n * dtype_size(dt));
+    }
+    void add_t9(void **dst, const float *src, int c)
+    {
+        e.push_back({src, (size_t)9 * c, K_T9, bytes, dst, c, 0, 0});
+        bytes += cuda_pool_round((size_t)9 * c * sizeof(float));
+    }
+    /* x_proj (4, R + 2, Dn) in the checkpoint's (dt_low, B, C) order → (4, pitch, Dn) as
+     * (B, C, dt_low, 0…) for the fast SS2D */
+    void add_xpack(void **dst, const float *src, int Dn, int R, int pitch)
+    {
+        size_t n = (size_t)4 * pitch * Dn;
+        e.push_back({src, n, K_XPACK, bytes, dst, Dn, R, pitch});
         bytes += cuda_pool_round(n * dtype_size(dt));
     }
 };
@@ -115,6 +133,16 @@ struct uploader {
 static float up_value(const up_entry &e, size_t q)
 {
     if (e.kind == K_NEGEXP) return -expf(e.src[q]);
+    if (e.kind == K_T9) { /* q = tap·C + c */
+        const size_t c = q % e.co, tap = q / e.co;
+        return e.src[c * 9 + tap];
+    }
+    if (e.kind == K_XPACK) { /* q = (k·pitch + j)·Dn + d */
+        const size_t d = q % e.co, row = q / e.co, k = row / e.pitch, j = row % e.pitch;
+        const int R = e.ci, P = R + 2;
+        int src_row = j == 0 ? R : j == 1 ? R + 1 : (int)j - 2 < R ? (int)j - 2 : -1;
+        return src_row < 0 ? 0.0f : e.src[(k * P + src_row) * e.co + d];
+    }
     if (e.kind != K_CONV) return e.src[q];
     const int kp = vc_conv_k(e.ci);
     const int co = (int)(q / kp), k = (int)(q % kp);
@@ -171,6 +199,11 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
         gstage &s = m->st[i];
         int C = cfg->dims[i], Dn = cfg->d_inner[i], R = cfg->dt_rank[i], P = R + 2 * N;
         s.C = C, s.Dn = Dn, s.R = R, s.depth = cfg->depths[i], s.hidden = cfg->mlp_hidden[i];
+        {
+            struct vc_model am = arena_model(m);
+            s.fast = vc_scan_fast(&am, i);
+            s.pitch = vc_xdbl_pitch(&am, i);
+        }
         s.blocks.assign(s.depth, gblock{});
         for (int j = 0; j < s.depth; j++) {
             gblock &bk = s.blocks[j];
@@ -179,9 +212,19 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
             NEED(bk.norm_b, C, K_F32, BT(1, C, 0, 0, 0, "norm.bias"));
             int rows = v0 ? 2 * Dn : Dn;
             NEED(bk.in_proj, (size_t)rows * C, K_DT, BT(2, rows, C, 0, 0, "op.in_proj.weight"));
-            NEED(bk.conv_w, (size_t)Dn * 9, K_F32, BT(4, Dn, 1, 3, 3, "op.conv2d.weight"));
+            {
+                const float *cw = BT(4, Dn, 1, 3, 3, "op.conv2d.weight");
+                if (!cw) return error_code() ? error_code() : WV_ENOTFOUND;
+                up.add_t9((void **)&bk.conv_w, cw, Dn);
+            }
             if (cfg->conv_bias) NEED(bk.conv_b, Dn, K_F32, BT(1, Dn, 0, 0, 0, "op.conv2d.bias"));
-            NEED(bk.x_proj, (size_t)4 * P * Dn, K_DT, BT(3, 4, P, Dn, 0, "op.x_proj_weight"));
+            if (s.fast) {
+                const float *xw = BT(3, 4, P, Dn, 0, "op.x_proj_weight");
+                if (!xw) return error_code() ? error_code() : WV_ENOTFOUND;
+                up.add_xpack(&bk.x_proj, xw, Dn, R, s.pitch);
+            } else {
+                NEED(bk.x_proj, (size_t)4 * P * Dn, K_DT, BT(3, 4, P, Dn, 0, "op.x_proj_weight"));
+            }
             NEED(bk.A, (size_t)4 * Dn * N, K_NEGEXP, BT(2, 4 * Dn, N, 0, 0, "op.A_logs"));
             NEED(bk.Ds, (size_t)4 * Dn, K_F32, BT(1, 4 * Dn, 0, 0, 0, "op.Ds"));
             NEED(bk.dt_w, (size_t)4 * Dn * R, K_F32, BT(3, 4, Dn, R, 0, "op.dt_projs_weight"));
@@ -232,7 +275,7 @@ static enum wv_status upload_weights(struct vmamba_cuda *m, uploader &up)
     if (!h) return error_set(WV_ENOMEM, "cuda model: %zu bytes of host staging for weights", up.bytes);
     for (const up_entry &e : up.e) {
         char *dst = h + e.off;
-        if (e.kind == K_NEGEXP || e.kind == K_F32 || up.dt == WV_DTYPE_F32) {
+        if (e.kind == K_NEGEXP || e.kind == K_F32 || e.kind == K_T9 || up.dt == WV_DTYPE_F32) {
             for (size_t q = 0; q < e.n; q++) ((float *)dst)[q] = up_value(e, q);
         } else if (up.dt == WV_DTYPE_BF16) {
             for (size_t q = 0; q < e.n; q++) ((__nv_bfloat16 *)dst)[q] = __float2bfloat16_rn(up_value(e, q));
@@ -519,13 +562,16 @@ static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn re
             size_t nmid = (size_t)ng * (m1 - m0) * W1;
             FITS(f, VC_MID, nmid * Cm);
             T(input_rows(f, read, ru, b0, i0, i1 - i0, H, W, &src));
+            T(mark(f, VCP_STEM_CONV));
             T(conv3s2_gemm(f, src, i0, (size_t)H * W * Cin, m->pe0_wc, m->pe0_b, f.mid, m0,
                            m1 - m0, ng, H, W, Cin, Cm));
-            T(layernorm_cuda_dt(f.mid, m->pe2_w, m->pe2_b, f.mid, WV_DTYPE_F32, nmid, Cm, f.s));
-            T(gelu_cuda_dt(f.mid, f.mid, WV_DTYPE_F32, nmid * Cm, f.s));
+            T(mark(f, VCP_STEM));
+            T(layernorm_gelu_cuda(f.mid, m->pe2_w, m->pe2_b, nmid, Cm, f.s));
             float *xo = x + ((size_t)b0 * H0 + r0) * W0 * C0;
+            T(mark(f, VCP_STEM_CONV));
             T(conv3s2_gemm(f, f.mid, m0, (size_t)(m1 - m0) * W1 * Cm, m->pe5_wc, m->pe5_b, xo, r0,
                            r1 - r0, ng, H1, W1, Cm, C0));
+            T(mark(f, VCP_STEM));
             T(layernorm_cuda_dt(xo, m->pe7_w, m->pe7_b, xo, WV_DTYPE_F32,
                                 (size_t)ng * (r1 - r0) * W0, C0, f.s));
         }
@@ -538,7 +584,7 @@ static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn re
 static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, float *x, float *y,
                                     int H, int W)
 {
-    const int C = s.C, Dn = s.Dn, R = s.R, N = f.m->cfg.d_state, P = R + 2 * N;
+    const int C = s.C, Dn = s.Dn, R = s.R, N = f.m->cfg.d_state, P = s.pitch;
     const int v0 = f.m->cfg.family == VMAMBA_V0, fast = f.dt != WV_DTYPE_F32;
     const size_t L = (size_t)H * W, M = (size_t)f.B * L, es = dtype_size(f.dt);
     FITS(f, VC_XDBL, M * 4 * P);
@@ -564,8 +610,12 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
     if (fast) T(gemm_dt(f, f.u, bk.x_proj, NULL, f.xdbl, M, Dn, 4 * P, GEMM_EPI_NONE));
     else T(gemm(f, f.u, bk.x_proj, NULL, (float *)f.xdbl, M, Dn, 4 * P, 0));
     T(mark(f, VCP_SCAN));
-    T(ss2d_scan_merge_batch_cuda(f.u, f.dt, f.xdbl, bk.dt_w, bk.dt_b, bk.A, bk.Ds, y, f.B, H, W,
-                                 Dn, R, N, f.chunk, f.ws, f.s));
+    if (s.fast)
+        T(ss2d_scan_merge_fast_cuda(f.u, f.dt, f.xdbl, P, bk.dt_w, bk.dt_b, bk.A, bk.Ds, y, f.B, H,
+                                    W, Dn, R, f.chunk, f.ws, f.s));
+    else
+        T(ss2d_scan_merge_batch_cuda(f.u, f.dt, f.xdbl, bk.dt_w, bk.dt_b, bk.A, bk.Ds, y, f.B, H,
+                                     W, Dn, R, N, f.chunk, f.ws, f.s));
     /* tail in pixel bands: y = out_norm(y) [· SiLU(z)]; x += out_proj(y); x += MLP(LN2(x)) */
     for (size_t p0 = 0; p0 < M; p0 += f.bp) {
         size_t np = M - p0 < f.bp ? M - p0 : f.bp;
@@ -824,8 +874,9 @@ extern "C" enum wv_status vmamba_cuda_forward_device(struct vmamba_cuda *m, cons
 
 extern "C" const char *vmamba_cuda_section_name(int s)
 {
-    static const char *names[VCP_N] = {"stem", "ln+in_proj", "dwconv+silu", "x_proj", "ss2d scan",
-                                       "out_norm+out_proj", "mlp", "downsample", "head"};
+    static const char *names[VCP_N] = {"stem norms+input", "stem convs", "ln+in_proj", "dwconv+silu",
+                                       "x_proj", "ss2d scan", "out_norm+out_proj", "mlp",
+                                       "downsample", "head"};
     return s >= 0 && s < VCP_N ? names[s] : "?";
 }
 

@@ -76,7 +76,8 @@ enum wv_status vmamba_cuda_forward_device(struct vmamba_cuda *m, const float *d_
  * since the last reset. Sections are consecutive intervals between CUDA events on the model's
  * stream, so they add up to the forward's GPU time. */
 enum vmamba_cuda_section {
-    VCP_STEM,      /* patch embedding (convs, norms) */
+    VCP_STEM,      /* patch embedding: norms, activations, input staging */
+    VCP_STEM_CONV, /* patch embedding: im2col + GEMM of its two convs */
     VCP_IN_PROJ,   /* LN + in_proj GEMM (+ v0 gate side in the tail) */
     VCP_DWCONV,    /* depthwise 3×3 + SiLU */
     VCP_X_PROJ,    /* x_proj GEMM */

@@ -103,7 +103,8 @@ static void demand(const struct vc_model *m, const struct vc_layout *l, int B, i
     need[VC_MAP0] = (size_t)B * H0 * W0 * m->dims[0];
     for (int i = 0; i < VC_STAGES; i++) {
         const size_t C = m->dims[i], Dn = m->d_inner[i], Hd = m->hidden[i];
-        const size_t P = (size_t)m->dt_rank[i] + 2 * N, L = (size_t)hs[i] * ws[i];
+        const size_t P = (size_t)vc_xdbl_pitch(m, i), L = (size_t)hs[i] * ws[i];
+        CHECK(P >= (size_t)m->dt_rank[i] + 2 * N && (!vc_scan_fast(m, i) || P % 8 == 0));
         const size_t bp = l->band[i], M = (size_t)B * L;
         CHECK(bp >= 1);
         need[VC_MAP0] = zmax(need[VC_MAP0], M * zmax(C, Dn));
