@@ -57,6 +57,19 @@ void vc_conv_units(size_t band, int B, int Ho, int Wo, struct vc_units *u)
     }
 }
 
+int vc_scan_chunk(const struct vc_model *m, int B, size_t L, int Dn)
+{
+    if (m->scan_chunk > 0) return m->scan_chunk;
+    size_t chunk = VC_SCAN_CHUNK_DEFAULT;
+    const size_t lanes = (size_t)B * ((size_t)Dn + 31) / 32; /* warps per chunk position */
+    while (chunk > 16) {
+        size_t n_chunks = (L + chunk - 1) / chunk;
+        if (n_chunks * lanes >= 16384) break;
+        chunk /= 2;
+    }
+    return (int)chunk;
+}
+
 int vc_scan_fast(const struct vc_model *m, int i)
 {
     return m->dtype != WV_DTYPE_F32 && !m->v0 && m->d_state == 1 && m->dt_rank[i] >= 1 &&
@@ -129,7 +142,8 @@ void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
                 e[VC_COL] = zmax(e[VC_COL], (size_t)u.group * u.rows * Wo * vc_conv_k((int)C));
             }
         }
-        e[VC_WS] = zmax(e[VC_WS], vc_ss2d_ws_bytes(B, hs[i], ws[i], (int)Dn, N, l->chunk));
+        l->stage_chunk[i] = vc_scan_chunk(m, B, L, (int)Dn);
+        e[VC_WS] = zmax(e[VC_WS], vc_ss2d_ws_bytes(B, hs[i], ws[i], (int)Dn, N, l->stage_chunk[i]));
     }
     /* stem: stage-0 rows per band from a quarter of the stage-0 band (its input is 16× larger);
      * whole images in groups when the input is on the device and a band holds one */

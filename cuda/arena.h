@@ -72,7 +72,8 @@ struct vc_layout {
     size_t band[VC_STAGES];    /* pixels per band of the per-pixel work at stage i */
     int stem_rows;             /* stage-0 output rows per stem band (one image) */
     int stem_group;            /* images per stem step when a band holds whole images, else 1 */
-    int chunk;                 /* scan chunk */
+    int chunk;                 /* scan chunk (tokens) asked for: options or the default */
+    int stage_chunk[VC_STAGES]; /* scan chunk used at stage i (vc_scan_chunk) */
 };
 
 /* Elements per (pixel, direction) row of the x_proj output at stage i. The exact path keeps the
@@ -110,6 +111,12 @@ int vc_buf_group(enum vc_buf b);
 void vc_stage_sizes(int v0, int H, int W, int hs[VC_STAGES], int ws[VC_STAGES]);
 /* Rows of width W in a band of `band` pixels (at least 1). */
 int vc_rows_per_band(size_t band, int W);
+/* Scan chunk for B images of L tokens and Dn channels: `chunk` (the options' or the default
+ * 256), halved (down to 16) while a pass would give the GPU fewer than ~16k warps: each warp
+ * walks its chunk step by step, so where images are small (224²: L = 196 at stage 2) short chunks
+ * are what keeps the GPU busy, and long ones only serialise. An explicit chunk from the options
+ * (tests) is used as it is. */
+int vc_scan_chunk(const struct vc_model *m, int B, size_t L, int Dn);
 /* Bytes of the SS2D chunk-carry workspace for B images of H×W (0 when one chunk covers one). */
 size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk);
 /* Buffer capacities for B images of H×W with `band_pixels` (0 = VC_BAND_DEFAULT) at stage 0. */

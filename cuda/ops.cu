@@ -199,18 +199,24 @@ dwconv3_silu_map_kernel(const TI *__restrict__ x, const float *__restrict__ w,
     const int ox = (int)(pix - row * W), oy = (int)(row % H);
     const TI *img = x + (row - oy) * W * C;
     TO *yo = y + pix * C;
+    /* the 9 taps' loads are independent and unrolled (predicated at the borders), so they are
+     * in flight together instead of one memory latency each; the sum keeps the CPU's order */
+    bool ok[9];
+    size_t off[9];
+#pragma unroll
+    for (int tap = 0; tap < 9; tap++) {
+        const int iy = oy + tap / 3 - 1, ix = ox + tap % 3 - 1;
+        ok[tap] = iy >= 0 && iy < H && ix >= 0 && ix < W;
+        off[tap] = ok[tap] ? ((size_t)iy * W + ix) * C : 0;
+    }
     for (int c = threadIdx.x; c < C; c += 32) {
+        float v[9];
+#pragma unroll
+        for (int tap = 0; tap < 9; tap++) v[tap] = ok[tap] ? ld(img + off[tap] + c) : 0.0f;
         float acc = bias ? bias[c] : 0.0f;
-        for (int ky = 0; ky < 3; ky++) {
-            int iy = oy + ky - 1;
-            if (iy < 0 || iy >= H) continue;
-            const TI *xrow = img + (size_t)iy * W * C;
-            for (int kx = 0; kx < 3; kx++) {
-                int ix = ox + kx - 1;
-                if (ix < 0 || ix >= W) continue;
-                acc += ld(xrow + (size_t)ix * C + c) * w[(size_t)(ky * 3 + kx) * C + c];
-            }
-        }
+#pragma unroll
+        for (int tap = 0; tap < 9; tap++)
+            if (ok[tap]) acc += v[tap] * w[(size_t)tap * C + c];
         st(yo + c, acc / (1.0f + expf(-acc)));
     }
 }
@@ -268,6 +274,28 @@ im2col3s2_kernel(const float *__restrict__ x, int x_row0, size_t x_img, T *__res
     for (int k = 9 * Ci + threadIdx.x; k < Kp; k += 32) st(cr + k, 0.0f);
 }
 
+/* Few input channels (the stem's RGB: 27 of 32 columns): one thread per column element, 32-bit
+ * index arithmetic (the caller checks n < 2^32) — a warp per pixel would leave 29 lanes idle. */
+template <typename T>
+__global__ void im2col3s2_small_kernel(const float *__restrict__ x, int x_row0, size_t x_img,
+                                       T *__restrict__ col, int y_row0, int y_rows, unsigned n,
+                                       int H, int W, int Ci, int Wo, int Kp)
+{
+    const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const unsigned k = i % (unsigned)Kp, pix = i / (unsigned)Kp;
+    const unsigned t = pix / (unsigned)Wo, img = t / (unsigned)y_rows;
+    const int ox = (int)(pix - t * Wo), oy = y_row0 + (int)(t - img * y_rows);
+    float v = 0.0f;
+    if ((int)k < 9 * Ci) {
+        const int tap = (int)k / Ci, ci = (int)k - tap * Ci;
+        const int iy = 2 * oy + tap / 3 - 1, ix = 2 * ox + tap % 3 - 1;
+        if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+            v = x[img * x_img + ((size_t)(iy - x_row0) * W + ix) * Ci + ci];
+    }
+    st(col + i, v);
+}
+
 enum wv_status im2col3s2_cuda(const float *x, int x_row0, size_t x_img, void *col,
                               enum wv_dtype dt, int y_row0, int y_rows, int nimg, int H, int W,
                               int Ci, int Kp, cudaStream_t s)
@@ -276,6 +304,20 @@ enum wv_status im2col3s2_cuda(const float *x, int x_row0, size_t x_img, void *co
     size_t npix = (size_t)nimg * y_rows * Wo;
     if (!npix) return WV_OK;
     if ((npix + 7) / 8 > 0x7fffffffu) return error_set(WV_EUNSUPPORTED, "cuda im2col: %zu pixels", npix);
+    if (Ci < 8 && npix * Kp < 0xffffffffu) {
+        unsigned n = (unsigned)(npix * Kp), gb = (n + 255) / 256;
+        if (dt == WV_DTYPE_F32)
+            im2col3s2_small_kernel<<<gb, 256, 0, s>>>(x, x_row0, x_img, (float *)col, y_row0, y_rows,
+                                                      n, H, W, Ci, Wo, Kp);
+        else if (dt == WV_DTYPE_BF16)
+            im2col3s2_small_kernel<<<gb, 256, 0, s>>>(x, x_row0, x_img, (__nv_bfloat16 *)col, y_row0,
+                                                      y_rows, n, H, W, Ci, Wo, Kp);
+        else
+            im2col3s2_small_kernel<<<gb, 256, 0, s>>>(x, x_row0, x_img, (__half *)col, y_row0, y_rows,
+                                                      n, H, W, Ci, Wo, Kp);
+        CUDA_LAUNCH_TRY("im2col3s2");
+        return WV_OK;
+    }
     dim3 blk(32, 8), g((unsigned)((npix + 7) / 8));
     if (dt == WV_DTYPE_F32)
         im2col3s2_kernel<<<g, blk, 0, s>>>(x, x_row0, x_img, (float *)col, y_row0, y_rows, npix,

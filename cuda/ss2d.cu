@@ -329,31 +329,54 @@ ss2d_fast_kernel(const TU *__restrict__ u, const TU *__restrict__ xdbl,
     const int nv = Pp / 8;
     const long long stride_x = (long long)SS2D_K * Pp;
     const size_t l0 = c * chunk, l1 = l0 + chunk < L ? l0 + chunk : L;
+    /* Software pipelining: the operands of step l + 1 (x_proj row, u, and y when adding) are
+     * loaded before step l is computed, so each step waits for at most one memory latency that
+     * the previous step's arithmetic has already partly covered (the loop is latency-bound: a
+     * warp walks its chunk alone). */
     ss2d_walk t;
     ss2d_walk_start(t, k, l0, H, W);
+    uint4 cv[JMAX];
+    float cu, cy = 0.0f;
+#pragma unroll
+    for (int j = 0; j < JMAX; j++)
+        cv[j] = j < nv ? __ldg(reinterpret_cast<const uint4 *>(xb + t.p * stride_x) + j) : make_uint4(0, 0, 0, 0);
+    cu = ldu(ub + t.p * Dn);
+    if (PASS == 2 && accumulate) cy = yb[t.p * Dn];
     for (size_t l = l0; l < l1; l++) {
-        const uint4 *row = reinterpret_cast<const uint4 *>(xb + t.p * stride_x);
+        ss2d_walk tn = t;
+        ss2d_walk_next(tn, k, H, W);
+        const bool more = l + 1 < l1;
+        uint4 nv4[JMAX];
+        float nu = 0.0f, ny = 0.0f;
+        if (more) {
+            const uint4 *row = reinterpret_cast<const uint4 *>(xb + tn.p * stride_x);
+#pragma unroll
+            for (int j = 0; j < JMAX; j++) nv4[j] = j < nv ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
+            nu = ldu(ub + tn.p * Dn);
+            if (PASS == 2 && accumulate) ny = yb[tn.p * Dn];
+        } else {
+#pragma unroll
+            for (int j = 0; j < JMAX; j++) nv4[j] = make_uint4(0, 0, 0, 0);
+        }
         float xv[JMAX * 8];
 #pragma unroll
-        for (int j = 0; j < JMAX; j++) {
-            uint4 v = j < nv ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
-            ss2d_vec<TU>::unpack(v, xv + 8 * j);
-        }
+        for (int j = 0; j < JMAX; j++) ss2d_vec<TU>::unpack(cv[j], xv + 8 * j);
         float dt = bias;
 #pragma unroll
         for (int r = 0; r < RMAX; r++) dt = fmaf(wr[r], xv[2 + r], dt);
         dt = ss2d_softplus<true>(dt);
-        const long long off = t.p * Dn;
-        const float up = ldu(ub + off);
         const float x = dt * Ak;
-        h = __expf(x) * h + dt * xv[0] * up;
+        h = __expf(x) * h + dt * xv[0] * cu;
         if (PASS == 1) kahan_add(ls, lc, x);
         else {
-            float out = xv[1] * h + Dk * up;
-            if (accumulate) yb[off] += out;
-            else yb[off] = out;
+            const float out = xv[1] * h + Dk * cu;
+            yb[t.p * Dn] = accumulate ? cy + out : out;
         }
-        ss2d_walk_next(t, k, H, W);
+        t = tn;
+#pragma unroll
+        for (int j = 0; j < JMAX; j++) cv[j] = nv4[j];
+        cu = nu;
+        cy = ny;
     }
     if (PASS == 1) {
         float *q = ws + (c * n_seq + lane0) * 2;

@@ -406,7 +406,7 @@ struct gfwd {
     struct vmamba_cuda *m;
     cudaStream_t s;
     enum wv_dtype dt;
-    int tf32, B, chunk;
+    int tf32, B, chunk; /* chunk: the scan chunk of the stage being run */
     size_t bp; /* band pixels of the stage being run (layout band[i]) */
     float *map[2], *band_b, *band_c, *in, *mid, *feat;
     void *u, *xdbl, *band_a, *band_d, *col, *ws;
@@ -730,6 +730,7 @@ static enum wv_status forward(gfwd &f, int H, int W, vmamba_read_rows_fn read, v
     for (int i = 0; i < VMAMBA_STAGES; i++) {
         const gstage &s = m->st[i];
         f.bp = f.l.band[i];
+        f.chunk = f.l.stage_chunk[i];
         FITS(f, VC_MAP0, (size_t)f.B * hs[i] * ws[i] * (s.C > s.Dn ? s.C : s.Dn));
         if (i < VMAMBA_STAGES - 1)
             FITS(f, VC_MAP0, (size_t)f.B * hs[i + 1] * ws[i + 1] * cfg->dims[i + 1]);

@@ -6,6 +6,7 @@
  * synchronisation, so host wall time is the GPU time plus ~10 µs).
  *
  *   gpu_bench [--cases LIST] [--reps R] [--warmup W] [--dtype bf16|f16|f32] [--no-profile]
+ *             [--chunk N]  (scan chunk; default: the forward's choice, cuda/arena.h)
  *   cases: t224 (VMamba-T[s1l8] 224² b256), t1024 (1024² b16), t10k (one 10,000² region),
  *          s2 (VMamba-T[s2l5], -S[s2l15], -B[s2l15] at 1024², 2048², 4096², 10,000²: Mpix/s at
  *          each size, the linear-scaling claim), all (default: every one of these)
@@ -100,6 +101,8 @@ struct result {
     int ok;
 };
 
+static int g_chunk; /* --chunk: scan chunk (0 = the forward's choice) */
+
 static int run_case(const struct cfgdef *d, enum wv_dtype dt, int B, int H, int W, int warm,
                     int reps, int profile, struct result *r)
 {
@@ -113,7 +116,7 @@ static int run_case(const struct cfgdef *d, enum wv_dtype dt, int B, int H, int 
     }
     size_t free0 = 0, total = 0;
     cudaMemGetInfo(&free0, &total);
-    struct vmamba_cuda_options opt = {.dtype = dt};
+    struct vmamba_cuda_options opt = {.dtype = dt, .scan_chunk = g_chunk};
     struct vmamba_cuda *m = NULL;
     if (vmamba_cuda_create(w, "", &opt, &m)) {
         fprintf(stderr, "gpu_bench: %s\n", error_msg());
@@ -211,9 +214,10 @@ int main(int argc, char **argv)
             if (wv_dtype_parse(v, &dt)) return 2;
             i++;
         } else if (!strcmp(a, "--no-profile")) profile = 0;
+        else if (!strcmp(a, "--chunk") && v) g_chunk = atoi(v), i++;
         else {
             fprintf(stderr, "usage: gpu_bench [--cases t224,t1024,t10k,s2|all] [--reps R] [--warmup W] "
-                            "[--dtype bf16|f16|f32] [--no-profile]\n");
+                            "[--dtype bf16|f16|f32] [--no-profile] [--chunk N]\n");
             return 2;
         }
     }

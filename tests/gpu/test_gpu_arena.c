@@ -112,8 +112,10 @@ static void demand(const struct vc_model *m, const struct vc_layout *l, int B, i
             need[VC_MAP0] = zmax(need[VC_MAP0], (size_t)B * hs[i + 1] * ws[i + 1] * m->dims[i + 1]);
         need[VC_U] = zmax(need[VC_U], M * Dn);
         need[VC_XDBL] = zmax(need[VC_XDBL], M * 4 * P);
-        if (L > (size_t)l->chunk) {
-            size_t nch = (L + l->chunk - 1) / l->chunk;
+        const int ch = l->stage_chunk[i];
+        CHECK(ch >= 1 && ch == vc_scan_chunk(m, B, L, (int)Dn) && (m->scan_chunk > 0 || (ch >= 16 && ch <= 256)));
+        if (L > (size_t)ch) {
+            size_t nch = (L + ch - 1) / ch;
             need[VC_WS] = zmax(need[VC_WS], (size_t)B * nch * 4 * N * Dn * 2 * sizeof(float));
         }
         for (size_t p0 = 0; p0 < M; p0 += bp) {
