@@ -96,12 +96,15 @@ enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtype u_dt, con
                                           int R, int N, int chunk, void *ws, cudaStream_t stream);
 
 /* The fast SS2D (bf16/f16, d_state 1, dt_rank <= 64): xdbl rows packed as (B, C, dt_low, 0…)
- * with `pitch` (a multiple of 8) elements per (pixel, direction); see cuda/ss2d.cu. */
+ * with `pitch` (a multiple of 8) elements per (pixel, direction); see cuda/ss2d.cu. `hook`
+ * (optional) is called on the host before each phase's launches (the model's section timing). */
+enum ss2d_phase { SS2D_PHASE_PASS1, SS2D_PHASE_CARRY, SS2D_PHASE_ROWS, SS2D_PHASE_COLS };
+typedef void (*ss2d_hook_fn)(void *user, enum ss2d_phase phase);
 enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype dt, const void *xdbl,
                                          int pitch, const float *dt_w, const float *dt_b,
                                          const float *A, const float *Ds, float *y, int B, int H,
                                          int W, int Dn, int R, int chunk, void *ws,
-                                         cudaStream_t stream);
+                                         ss2d_hook_fn hook, void *hook_user, cudaStream_t stream);
 
 /* Destroy the calling thread's cuBLAS handles (created on first GEMM). Optional; lets tools end
  * with no device allocation outstanding (compute-sanitizer --leak-check). */

@@ -301,8 +301,14 @@ template <> struct ss2d_vec<__half> {
     }
 };
 
+/* Block: the channels of one chunk (up to SS2D_FAST_WARPS warps of 32), so the warps that read
+ * one pixel's u / y row and its x_proj row run side by side on one SM and share the cache lines
+ * (the first kernel's block was 32 channels × 4 chunks: the other channels of a pixel were read
+ * by other blocks at other times). */
+#define SS2D_FAST_WARPS 8
+
 template <int RMAX, int PASS, typename TU>
-__global__ void __launch_bounds__(SS2D_LANES * SS2D_CPB)
+__global__ void __launch_bounds__(SS2D_LANES * SS2D_FAST_WARPS)
 ss2d_fast_kernel(const TU *__restrict__ u, const TU *__restrict__ xdbl,
                  const float *__restrict__ dt_w, const float *__restrict__ dt_b,
                  const float *__restrict__ A, const float *__restrict__ Ds, float *__restrict__ y,
@@ -311,10 +317,10 @@ ss2d_fast_kernel(const TU *__restrict__ u, const TU *__restrict__ xdbl,
 {
     constexpr int JMAX = (RMAX + 2 + 7) / 8; /* 16-byte loads that can hold (B, C, dt_low) */
     const size_t L = (size_t)H * W;
-    const int lane = threadIdx.x, d = blockIdx.y * SS2D_LANES + lane;
+    const int d = (blockIdx.y * blockDim.y + threadIdx.y) * SS2D_LANES + threadIdx.x;
     const int b = PASS == 1 ? (int)(blockIdx.z / SS2D_K) : (int)blockIdx.z;
     const int k = PASS == 1 ? (int)(blockIdx.z % SS2D_K) : k_only;
-    const size_t c = (size_t)blockIdx.x * SS2D_CPB + threadIdx.y;
+    const size_t c = blockIdx.x;
     if (d >= Dn || c >= n_chunks) return;
     float wr[RMAX];
 #pragma unroll
@@ -389,39 +395,44 @@ template <int RMAX, typename TU>
 static void ss2d_fast_launch(const TU *u, const TU *xdbl, const float *dt_w, const float *dt_b,
                              const float *A, const float *Ds, float *y, int B, int H, int W,
                              int Dn, int R, int Pp, size_t chunk, size_t n_chunks, float *w,
-                             cudaStream_t stream)
+                             ss2d_hook_fn hook, void *hu, cudaStream_t stream)
 {
     static const int korder[SS2D_K] = {0, 2, 1, 3};
-    const unsigned dblocks = (unsigned)((Dn + SS2D_LANES - 1) / SS2D_LANES);
-    const unsigned cblocks = (unsigned)((n_chunks + SS2D_CPB - 1) / SS2D_CPB);
-    const dim3 blk(SS2D_LANES, SS2D_CPB);
+    const int groups = (Dn + SS2D_LANES - 1) / SS2D_LANES;
+    const int wpb = groups < SS2D_FAST_WARPS ? groups : SS2D_FAST_WARPS;
+    const unsigned dblocks = (unsigned)((groups + wpb - 1) / wpb);
+    const dim3 blk(SS2D_LANES, wpb);
     if (n_chunks > 1) {
-        dim3 g1(cblocks, dblocks, (unsigned)(SS2D_K * B));
+        if (hook) hook(hu, SS2D_PHASE_PASS1);
+        dim3 g1((unsigned)n_chunks, dblocks, (unsigned)(SS2D_K * B));
         ss2d_fast_kernel<RMAX, 1, TU><<<g1, blk, 0, stream>>>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H,
                                                              W, Dn, R, Pp, chunk, n_chunks, 0, 0, w);
         if (cudaPeekAtLastError() == cudaSuccess) {
+            if (hook) hook(hu, SS2D_PHASE_CARRY);
             size_t lanes = (size_t)B * SS2D_K * Dn;
             scan_carry_kernel1<<<cuda_blocks(lanes, 128), 128, 0, stream>>>(w, NULL, lanes, n_chunks);
         }
     }
-    dim3 g2(cblocks, dblocks, (unsigned)B);
-    for (int kk = 0; kk < SS2D_K && cudaPeekAtLastError() == cudaSuccess; kk++)
+    dim3 g2((unsigned)n_chunks, dblocks, (unsigned)B);
+    for (int kk = 0; kk < SS2D_K && cudaPeekAtLastError() == cudaSuccess; kk++) {
+        if (hook) hook(hu, korder[kk] & 1 ? SS2D_PHASE_COLS : SS2D_PHASE_ROWS);
         ss2d_fast_kernel<RMAX, 2, TU><<<g2, blk, 0, stream>>>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H,
                                                              W, Dn, R, Pp, chunk, n_chunks,
                                                              korder[kk], kk > 0,
                                                              n_chunks > 1 ? w : NULL);
+    }
 }
 
 template <typename TU>
 static void ss2d_fast_dispatch(const TU *u, const TU *xdbl, const float *dt_w, const float *dt_b,
                                const float *A, const float *Ds, float *y, int B, int H, int W,
                                int Dn, int R, int Pp, size_t chunk, size_t n_chunks, float *w,
-                               cudaStream_t s)
+                               ss2d_hook_fn hook, void *hu, cudaStream_t s)
 {
-    if (R <= 8) ss2d_fast_launch<8>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, s);
-    else if (R <= 16) ss2d_fast_launch<16>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, s);
-    else if (R <= 32) ss2d_fast_launch<32>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, s);
-    else ss2d_fast_launch<64>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, s);
+    if (R <= 8) ss2d_fast_launch<8>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s);
+    else if (R <= 16) ss2d_fast_launch<16>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s);
+    else if (R <= 32) ss2d_fast_launch<32>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s);
+    else ss2d_fast_launch<64>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s);
 }
 
 extern "C" enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype dt,
@@ -429,7 +440,8 @@ extern "C" enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype
                                                     const float *dt_w, const float *dt_b,
                                                     const float *A, const float *Ds, float *y,
                                                     int B, int H, int W, int Dn, int R, int chunk,
-                                                    void *ws, cudaStream_t stream)
+                                                    void *ws, ss2d_hook_fn hook, void *hook_user,
+                                                    cudaStream_t stream)
 {
     size_t L = (size_t)H * W;
     if (L == 0 || Dn <= 0 || B <= 0) return WV_OK;
@@ -439,7 +451,7 @@ extern "C" enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype
     if (B > 65535 / SS2D_K)
         return error_set(WV_EUNSUPPORTED, "cuda ss2d fast: batch %d (at most %d)", B, 65535 / SS2D_K);
     size_t n_chunks = (L + chunk - 1) / chunk;
-    if (n_chunks / SS2D_CPB > 0x7fffffffu)
+    if (n_chunks > 0x7fffffffu)
         return error_set(WV_EUNSUPPORTED, "cuda ss2d fast: %zu chunks", n_chunks);
     float *w = (float *)ws;
     int own = 0;
@@ -449,10 +461,11 @@ extern "C" enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype
     }
     if (dt == WV_DTYPE_BF16)
         ss2d_fast_dispatch((const __nv_bfloat16 *)u, (const __nv_bfloat16 *)xdbl, dt_w, dt_b, A, Ds,
-                           y, B, H, W, Dn, R, pitch, (size_t)chunk, n_chunks, w, stream);
+                           y, B, H, W, Dn, R, pitch, (size_t)chunk, n_chunks, w, hook, hook_user,
+                           stream);
     else
         ss2d_fast_dispatch((const __half *)u, (const __half *)xdbl, dt_w, dt_b, A, Ds, y, B, H, W,
-                           Dn, R, pitch, (size_t)chunk, n_chunks, w, stream);
+                           Dn, R, pitch, (size_t)chunk, n_chunks, w, hook, hook_user, stream);
     enum wv_status st = WV_OK;
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) st = cuda_fail(e, "ss2d_fast_kernel<<<>>>", "ss2d fast", __FILE__, __LINE__);

@@ -457,6 +457,14 @@ static enum wv_status profile_collect(struct vmamba_cuda *m)
     return WV_OK;
 }
 
+/* SS2D phases as profile sections (a mark failure is left for the next CUDA_TRY to find) */
+static void scan_hook(void *user, enum ss2d_phase ph)
+{
+    gfwd &f = *(gfwd *)user;
+    static const int sec[4] = {VCP_SCAN, VCP_SCAN_CARRY, VCP_SCAN_ROWS, VCP_SCAN_COLS};
+    (void)mark(f, sec[ph]);
+}
+
 static enum wv_status gemm(gfwd &f, const void *x, const void *w, const float *bias, float *y,
                            size_t M, int K, int Nout, int acc)
 {
@@ -612,7 +620,8 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
     T(mark(f, VCP_SCAN));
     if (s.fast)
         T(ss2d_scan_merge_fast_cuda(f.u, f.dt, f.xdbl, P, bk.dt_w, bk.dt_b, bk.A, bk.Ds, y, f.B, H,
-                                    W, Dn, R, f.chunk, f.ws, f.s));
+                                    W, Dn, R, f.chunk, f.ws, f.m->opt.profile ? scan_hook : NULL,
+                                    &f, f.s));
     else
         T(ss2d_scan_merge_batch_cuda(f.u, f.dt, f.xdbl, bk.dt_w, bk.dt_b, bk.A, bk.Ds, y, f.B, H,
                                      W, Dn, R, N, f.chunk, f.ws, f.s));
@@ -875,9 +884,11 @@ extern "C" enum wv_status vmamba_cuda_forward_device(struct vmamba_cuda *m, cons
 
 extern "C" const char *vmamba_cuda_section_name(int s)
 {
-    static const char *names[VCP_N] = {"stem norms+input", "stem convs", "ln+in_proj", "dwconv+silu",
-                                       "x_proj", "ss2d scan", "out_norm+out_proj", "mlp",
-                                       "downsample", "head"};
+    static const char *names[VCP_N] = {"stem norms+input", "stem convs",  "ln+in_proj",
+                                       "dwconv+silu",      "x_proj",      "ss2d pass 1",
+                                       "ss2d carry",       "ss2d rows",   "ss2d columns",
+                                       "out_norm+out_proj", "mlp",        "downsample",
+                                       "head"};
     return s >= 0 && s < VCP_N ? names[s] : "?";
 }
 

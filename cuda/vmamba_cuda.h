@@ -81,7 +81,11 @@ enum vmamba_cuda_section {
     VCP_IN_PROJ,   /* LN + in_proj GEMM (+ v0 gate side in the tail) */
     VCP_DWCONV,    /* depthwise 3×3 + SiLU */
     VCP_X_PROJ,    /* x_proj GEMM */
-    VCP_SCAN,      /* SS2D: chunk scans, carry, merge */
+    VCP_SCAN,      /* SS2D: pass 1 (chunk-local scans, all 4 directions) of the fast path; the
+                      whole SS2D on the exact path */
+    VCP_SCAN_CARRY, /* SS2D: the carry over chunks */
+    VCP_SCAN_ROWS, /* SS2D pass 2, directions 0 and 2 (row-major walks) */
+    VCP_SCAN_COLS, /* SS2D pass 2, directions 1 and 3 (column-major walks) */
     VCP_OUT,       /* out_norm + out_proj */
     VCP_MLP,       /* LN2 + fc1 + GELU + fc2 */
     VCP_DOWN,      /* downsample between stages */

@@ -88,7 +88,10 @@ static void gemm_flops(const struct vmamba_config *c, int B, int H, int W, doubl
         fl[VCP_X_PROJ] += d * 2.0 * px * Dn * 4 * P;
         fl[VCP_OUT] += d * 2.0 * px * Dn * C;
         fl[VCP_MLP] += d * 2.0 * 2.0 * px * C * Hd;
-        fl[VCP_SCAN] += d * 4.0 * px * Dn * (2.0 * c->dt_rank[i] + 10) * 2; /* δ + step, 2 passes */
+        /* δ (R FMAs + softplus) and the step, 4 directions, 2 passes: pass 1 = half, each pair
+         * of pass-2 directions a quarter (the exact path times all of it as "ss2d pass 1") */
+        double scan = d * 4.0 * px * Dn * (2.0 * c->dt_rank[i] + 10) * 2;
+        fl[VCP_SCAN] += scan / 2, fl[VCP_SCAN_ROWS] += scan / 4, fl[VCP_SCAN_COLS] += scan / 4;
         if (i < 3) {
             h = (h + 1) / 2, w = (w + 1) / 2;
             fl[VCP_DOWN] += 2.0 * B * h * w * c->dims[i + 1] * 9 * C;
