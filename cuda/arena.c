@@ -36,11 +36,17 @@ int vc_rows_per_band(size_t band, int W)
     return r > 0x7fffffff ? 0x7fffffff : (int)r;
 }
 
+size_t vc_carry_group(size_t n_chunks) { return n_chunks >= 1024 ? 64 : 1; }
+
 size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk)
 {
     size_t L = (size_t)H * W, n_chunks = chunk > 0 ? (L + chunk - 1) / chunk : 1;
     if (n_chunks <= 1) return 0;
-    return (size_t)B * n_chunks * 4 /* directions */ * (size_t)N * Dn * 2 * sizeof(float);
+    const size_t n_seq = (size_t)B * 4 /* directions */ * (size_t)N * Dn;
+    size_t bytes = n_chunks * n_seq * 2 * sizeof(float);
+    const size_t G = vc_carry_group(n_chunks);
+    if (G > 1) bytes += 16 + (n_chunks + G - 1) / G * n_seq * 2 * sizeof(double);
+    return bytes;
 }
 
 void vc_conv_units(size_t band, int B, int Ho, int Wo, struct vc_units *u)

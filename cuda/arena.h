@@ -117,7 +117,10 @@ int vc_rows_per_band(size_t band, int W);
  * are what keeps the GPU busy, and long ones only serialise. An explicit chunk from the options
  * (tests) is used as it is. */
 int vc_scan_chunk(const struct vc_model *m, int B, size_t L, int Dn);
-/* Bytes of the SS2D chunk-carry workspace for B images of H×W (0 when one chunk covers one). */
+/* Chunks per group of the two-level carry over n_chunks chunks (1: one level). */
+size_t vc_carry_group(size_t n_chunks);
+/* Bytes of the SS2D chunk-carry workspace for B images of H×W (0 when one chunk covers one),
+ * including the group level of the two-level carry (cuda/ss2d.cu, ss2d_carry). */
 size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk);
 /* Buffer capacities for B images of H×W with `band_pixels` (0 = VC_BAND_DEFAULT) at stage 0. */
 void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,

@@ -34,6 +34,8 @@
  * - Differences to the CPU come only from the carry at chunk boundaries (and FMA contraction):
  *   ~1e-6 relative. One chunk (L <= chunk) reproduces the CPU loop's order.
  */
+#include <stdlib.h>
+
 #include "arena.h"
 #include "ops_cuda.cuh"
 #include "scan.cuh"
@@ -301,14 +303,60 @@ template <> struct ss2d_vec<__half> {
     }
 };
 
-/* Block: the channels of one chunk (up to SS2D_FAST_WARPS warps of 32), so the warps that read
- * one pixel's u / y row and its x_proj row run side by side on one SM and share the cache lines
- * (the first kernel's block was 32 channels × 4 chunks: the other channels of a pixel were read
- * by other blocks at other times). */
-#define SS2D_FAST_WARPS 8
+/* CPT consecutive channels per thread: one 8-byte u load and one 16-byte y access per step
+ * serve 4 channels, the x_proj row is loaded once for them, and 4 independent recurrences
+ * overlap. Measured before this (one channel per thread): ~0.7 TB/s effective at 10,000² — the
+ * walk is latency-bound (each warp has one step's loads in flight), so bytes per load
+ * instruction and independent work per thread are what raise it. The dt_proj weights of the
+ * thread's channels stay in registers (CPT·RMAX floats: CPT = 4 up to dt_rank 16, 2 up to 32,
+ * 1 above). Block: 32 lanes × SS2D_CPB chunks. */
+__device__ __forceinline__ float u16f(uint32_t b, const __nv_bfloat16 *) { return __uint_as_float(b << 16); }
+__device__ __forceinline__ float u16f(uint32_t b, const __half *)
+{
+    return __half2float(__ushort_as_half((unsigned short)b));
+}
+template <typename TU, int CPT> struct ss2d_io;
+template <typename TU> struct ss2d_io<TU, 1> {
+    static __device__ __forceinline__ void ldu(const TU *p, float *o) { o[0] = ::ldu(p); }
+    static __device__ __forceinline__ void ldy(const float *p, float *o) { o[0] = *p; }
+    static __device__ __forceinline__ void sty(float *p, const float *v) { *p = v[0]; }
+};
+template <typename TU> struct ss2d_io<TU, 2> {
+    static __device__ __forceinline__ void ldu(const TU *p, float *o)
+    {
+        uint32_t w = *reinterpret_cast<const uint32_t *>(p);
+        o[0] = u16f(w & 0xffffu, p), o[1] = u16f(w >> 16, p);
+    }
+    static __device__ __forceinline__ void ldy(const float *p, float *o)
+    {
+        float2 v = *reinterpret_cast<const float2 *>(p);
+        o[0] = v.x, o[1] = v.y;
+    }
+    static __device__ __forceinline__ void sty(float *p, const float *v)
+    {
+        *reinterpret_cast<float2 *>(p) = make_float2(v[0], v[1]);
+    }
+};
+template <typename TU> struct ss2d_io<TU, 4> {
+    static __device__ __forceinline__ void ldu(const TU *p, float *o)
+    {
+        uint2 w = *reinterpret_cast<const uint2 *>(p);
+        o[0] = u16f(w.x & 0xffffu, p), o[1] = u16f(w.x >> 16, p);
+        o[2] = u16f(w.y & 0xffffu, p), o[3] = u16f(w.y >> 16, p);
+    }
+    static __device__ __forceinline__ void ldy(const float *p, float *o)
+    {
+        float4 v = *reinterpret_cast<const float4 *>(p);
+        o[0] = v.x, o[1] = v.y, o[2] = v.z, o[3] = v.w;
+    }
+    static __device__ __forceinline__ void sty(float *p, const float *v)
+    {
+        *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    }
+};
 
-template <int RMAX, int PASS, typename TU>
-__global__ void __launch_bounds__(SS2D_LANES * SS2D_FAST_WARPS)
+template <int RMAX, int CPT, int PASS, typename TU>
+__global__ void __launch_bounds__(SS2D_LANES * SS2D_CPB)
 ss2d_fast_kernel(const TU *__restrict__ u, const TU *__restrict__ xdbl,
                  const float *__restrict__ dt_w, const float *__restrict__ dt_b,
                  const float *__restrict__ A, const float *__restrict__ Ds, float *__restrict__ y,
@@ -316,50 +364,56 @@ ss2d_fast_kernel(const TU *__restrict__ u, const TU *__restrict__ xdbl,
                  int k_only, int accumulate, float *__restrict__ ws)
 {
     constexpr int JMAX = (RMAX + 2 + 7) / 8; /* 16-byte loads that can hold (B, C, dt_low) */
+    typedef ss2d_io<TU, CPT> io;
     const size_t L = (size_t)H * W;
-    const int d = (blockIdx.y * blockDim.y + threadIdx.y) * SS2D_LANES + threadIdx.x;
+    const int d0 = (blockIdx.y * SS2D_LANES + threadIdx.x) * CPT;
     const int b = PASS == 1 ? (int)(blockIdx.z / SS2D_K) : (int)blockIdx.z;
     const int k = PASS == 1 ? (int)(blockIdx.z % SS2D_K) : k_only;
-    const size_t c = blockIdx.x;
-    if (d >= Dn || c >= n_chunks) return;
-    float wr[RMAX];
-#pragma unroll
-    for (int r = 0; r < RMAX; r++) wr[r] = r < R ? dt_w[((size_t)k * Dn + d) * R + r] : 0.0f;
+    const size_t c = (size_t)blockIdx.x * SS2D_CPB + threadIdx.y;
+    if (d0 >= Dn || c >= n_chunks) return;
+    float wr[CPT][RMAX], h[CPT], ls[CPT], lc[CPT], Ak[CPT], bias[CPT], Dk[CPT];
     const size_t n_seq = (size_t)B * SS2D_K * Dn;
-    const size_t lane0 = ((size_t)b * SS2D_K + k) * Dn + d;
-    const TU *ub = u + (size_t)b * L * Dn + d;
+    const size_t lane0 = ((size_t)b * SS2D_K + k) * Dn + d0;
+#pragma unroll
+    for (int q = 0; q < CPT; q++) {
+        const size_t kd = (size_t)k * Dn + d0 + q;
+#pragma unroll
+        for (int r = 0; r < RMAX; r++) wr[q][r] = r < R ? dt_w[kd * R + r] : 0.0f;
+        h[q] = PASS == 2 && ws ? ws[(c * n_seq + lane0 + q) * 2 + 1] : 0.0f;
+        ls[q] = lc[q] = 0.0f;
+        Ak[q] = A[kd], bias[q] = dt_b[kd], Dk[q] = Ds[kd];
+    }
+    const TU *ub = u + (size_t)b * L * Dn + d0;
     const TU *xb = xdbl + ((size_t)b * L * SS2D_K + k) * Pp;
-    float *yb = y + (size_t)b * L * Dn + d;
-    float h = PASS == 2 && ws ? ws[(c * n_seq + lane0) * 2 + 1] : 0.0f, ls = 0.0f, lc = 0.0f;
-    const float Ak = A[(size_t)k * Dn + d], bias = dt_b[(size_t)k * Dn + d], Dk = Ds[(size_t)k * Dn + d];
+    float *yb = y + (size_t)b * L * Dn + d0;
     const int nv = Pp / 8;
     const long long stride_x = (long long)SS2D_K * Pp;
     const size_t l0 = c * chunk, l1 = l0 + chunk < L ? l0 + chunk : L;
-    /* Software pipelining: the operands of step l + 1 (x_proj row, u, and y when adding) are
-     * loaded before step l is computed, so each step waits for at most one memory latency that
-     * the previous step's arithmetic has already partly covered (the loop is latency-bound: a
-     * warp walks its chunk alone). */
+    /* software pipelining: step l + 1's operands are loaded before step l is computed */
     ss2d_walk t;
     ss2d_walk_start(t, k, l0, H, W);
     uint4 cv[JMAX];
-    float cu, cy = 0.0f;
+    float cu[CPT], cy[CPT];
 #pragma unroll
     for (int j = 0; j < JMAX; j++)
         cv[j] = j < nv ? __ldg(reinterpret_cast<const uint4 *>(xb + t.p * stride_x) + j) : make_uint4(0, 0, 0, 0);
-    cu = ldu(ub + t.p * Dn);
-    if (PASS == 2 && accumulate) cy = yb[t.p * Dn];
+    io::ldu(ub + t.p * Dn, cu);
+#pragma unroll
+    for (int q = 0; q < CPT; q++) cy[q] = 0.0f;
+    if (PASS == 2 && accumulate) io::ldy(yb + t.p * Dn, cy);
     for (size_t l = l0; l < l1; l++) {
         ss2d_walk tn = t;
         ss2d_walk_next(tn, k, H, W);
-        const bool more = l + 1 < l1;
         uint4 nv4[JMAX];
-        float nu = 0.0f, ny = 0.0f;
-        if (more) {
+        float nu[CPT], ny[CPT];
+#pragma unroll
+        for (int q = 0; q < CPT; q++) nu[q] = ny[q] = 0.0f;
+        if (l + 1 < l1) {
             const uint4 *row = reinterpret_cast<const uint4 *>(xb + tn.p * stride_x);
 #pragma unroll
             for (int j = 0; j < JMAX; j++) nv4[j] = j < nv ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
-            nu = ldu(ub + tn.p * Dn);
-            if (PASS == 2 && accumulate) ny = yb[tn.p * Dn];
+            io::ldu(ub + tn.p * Dn, nu);
+            if (PASS == 2 && accumulate) io::ldy(yb + tn.p * Dn, ny);
         } else {
 #pragma unroll
             for (int j = 0; j < JMAX; j++) nv4[j] = make_uint4(0, 0, 0, 0);
@@ -367,59 +421,133 @@ ss2d_fast_kernel(const TU *__restrict__ u, const TU *__restrict__ xdbl,
         float xv[JMAX * 8];
 #pragma unroll
         for (int j = 0; j < JMAX; j++) ss2d_vec<TU>::unpack(cv[j], xv + 8 * j);
-        float dt = bias;
+        float out[CPT];
 #pragma unroll
-        for (int r = 0; r < RMAX; r++) dt = fmaf(wr[r], xv[2 + r], dt);
-        dt = ss2d_softplus<true>(dt);
-        const float x = dt * Ak;
-        h = __expf(x) * h + dt * xv[0] * cu;
-        if (PASS == 1) kahan_add(ls, lc, x);
-        else {
-            const float out = xv[1] * h + Dk * cu;
-            yb[t.p * Dn] = accumulate ? cy + out : out;
+        for (int q = 0; q < CPT; q++) {
+            float dt = bias[q];
+#pragma unroll
+            for (int r = 0; r < RMAX; r++) dt = fmaf(wr[q][r], xv[2 + r], dt);
+            dt = ss2d_softplus<true>(dt);
+            const float x = dt * Ak[q];
+            h[q] = __expf(x) * h[q] + dt * xv[0] * cu[q];
+            if (PASS == 1) kahan_add(ls[q], lc[q], x);
+            else out[q] = xv[1] * h[q] + Dk[q] * cu[q] + (accumulate ? cy[q] : 0.0f);
         }
+        if (PASS == 2) io::sty(yb + t.p * Dn, out);
         t = tn;
 #pragma unroll
         for (int j = 0; j < JMAX; j++) cv[j] = nv4[j];
-        cu = nu;
-        cy = ny;
+#pragma unroll
+        for (int q = 0; q < CPT; q++) cu[q] = nu[q], cy[q] = ny[q];
     }
     if (PASS == 1) {
-        float *q = ws + (c * n_seq + lane0) * 2;
-        q[0] = ls - lc;
-        q[1] = h;
+#pragma unroll
+        for (int q = 0; q < CPT; q++) {
+            float *o = ws + (c * n_seq + lane0 + q) * 2;
+            o[0] = ls[q] - lc[q];
+            o[1] = h[q];
+        }
     }
 }
 
-template <int RMAX, typename TU>
+/* Carry over chunks in two levels when there are many (10,000²: 24k chunks of 256 tokens, and
+ * only 4·Dn = 384 lanes: the one-level carry walked 24k chunks in sequence per lane, 35 ms of a
+ * 385 ms forward). Level 1: each (lane, group of G chunks) composes its chunks in fp64 —
+ * (s, h) ∘ (s', h') = (s + s', exp(s')·h + h') — into gs; level 2: per lane, a sequential pass
+ * over the groups gives each group's entering state; level 3: each (lane, group) walks its
+ * chunks again writing the entering state of every chunk into ws (as scan_carry_kernel1 does).
+ * Same fp64 arithmetic as the one-level carry up to association order. */
+__global__ void ss2d_carry_groups(const float *ws, double *gs, size_t n_seq, size_t n_chunks,
+                                  size_t G, size_t n_groups)
+{
+    GRID_STRIDE_LOOP(i, n_seq * n_groups)
+    {
+        const size_t j = i % n_seq, g = i / n_seq;
+        const size_t c0 = g * G, c1 = c0 + G < n_chunks ? c0 + G : n_chunks;
+        double s = 0.0, h = 0.0;
+        for (size_t c = c0; c < c1; c++) {
+            const float *p = ws + (c * n_seq + j) * 2;
+            double sc = (double)p[0];
+            h = fma(exp(sc), h, (double)p[1]);
+            s += sc;
+        }
+        gs[(g * n_seq + j) * 2] = s;
+        gs[(g * n_seq + j) * 2 + 1] = h;
+    }
+}
+__global__ void ss2d_carry_across(double *gs, size_t n_seq, size_t n_groups)
+{
+    GRID_STRIDE_LOOP(j, n_seq)
+    {
+        double h = 0.0;
+        for (size_t g = 0; g < n_groups; g++) {
+            double *p = gs + (g * n_seq + j) * 2;
+            double a = exp(p[0]), hl = p[1];
+            p[1] = h; /* entering state of group g */
+            h = fma(a, h, hl);
+        }
+    }
+}
+__global__ void ss2d_carry_within(float *ws, const double *gs, size_t n_seq, size_t n_chunks,
+                                  size_t G, size_t n_groups)
+{
+    GRID_STRIDE_LOOP(i, n_seq * n_groups)
+    {
+        const size_t j = i % n_seq, g = i / n_seq;
+        const size_t c0 = g * G, c1 = c0 + G < n_chunks ? c0 + G : n_chunks;
+        double h = gs[(g * n_seq + j) * 2 + 1];
+        for (size_t c = c0; c < c1; c++) {
+            float *p = ws + (c * n_seq + j) * 2;
+            double a = exp((double)p[0]), hl = (double)p[1];
+            p[1] = (float)h;
+            h = fma(a, h, hl);
+        }
+    }
+}
+
+/* ws must hold vc_ss2d_ws_bytes(...) bytes; the group level needs ss2d_carry_extra_bytes more
+ * right after them (cuda/arena.c adds it). */
+static void ss2d_carry(float *ws, size_t n_seq, size_t n_chunks, cudaStream_t stream)
+{
+    const size_t G = vc_carry_group(n_chunks);
+    if (G <= 1) {
+        scan_carry_kernel1<<<cuda_blocks(n_seq, 128), 128, 0, stream>>>(ws, NULL, n_seq, n_chunks);
+        return;
+    }
+    const size_t n_groups = (n_chunks + G - 1) / G;
+    double *gs = (double *)((char *)ws + n_chunks * n_seq * 2 * sizeof(float));
+    gs = (double *)(((uintptr_t)gs + 15) & ~(uintptr_t)15);
+    ss2d_carry_groups<<<cuda_blocks(n_seq * n_groups, 128), 128, 0, stream>>>(ws, gs, n_seq, n_chunks, G, n_groups);
+    ss2d_carry_across<<<cuda_blocks(n_seq, 128), 128, 0, stream>>>(gs, n_seq, n_groups);
+    ss2d_carry_within<<<cuda_blocks(n_seq * n_groups, 128), 128, 0, stream>>>(ws, gs, n_seq, n_chunks, G, n_groups);
+}
+
+template <int RMAX, int CPT, typename TU>
 static void ss2d_fast_launch(const TU *u, const TU *xdbl, const float *dt_w, const float *dt_b,
                              const float *A, const float *Ds, float *y, int B, int H, int W,
                              int Dn, int R, int Pp, size_t chunk, size_t n_chunks, float *w,
                              ss2d_hook_fn hook, void *hu, cudaStream_t stream)
 {
     static const int korder[SS2D_K] = {0, 2, 1, 3};
-    const int groups = (Dn + SS2D_LANES - 1) / SS2D_LANES;
-    const int wpb = groups < SS2D_FAST_WARPS ? groups : SS2D_FAST_WARPS;
-    const unsigned dblocks = (unsigned)((groups + wpb - 1) / wpb);
-    const dim3 blk(SS2D_LANES, wpb);
+    const unsigned dblocks = (unsigned)((Dn / CPT + SS2D_LANES - 1) / SS2D_LANES);
+    const unsigned cblocks = (unsigned)((n_chunks + SS2D_CPB - 1) / SS2D_CPB);
+    const dim3 blk(SS2D_LANES, SS2D_CPB);
     if (n_chunks > 1) {
         if (hook) hook(hu, SS2D_PHASE_PASS1);
-        dim3 g1((unsigned)n_chunks, dblocks, (unsigned)(SS2D_K * B));
-        ss2d_fast_kernel<RMAX, 1, TU><<<g1, blk, 0, stream>>>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H,
-                                                             W, Dn, R, Pp, chunk, n_chunks, 0, 0, w);
+        dim3 g1(cblocks, dblocks, (unsigned)(SS2D_K * B));
+        ss2d_fast_kernel<RMAX, CPT, 1, TU><<<g1, blk, 0, stream>>>(
+            u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, 0, 0, w);
         if (cudaPeekAtLastError() == cudaSuccess) {
             if (hook) hook(hu, SS2D_PHASE_CARRY);
-            size_t lanes = (size_t)B * SS2D_K * Dn;
-            scan_carry_kernel1<<<cuda_blocks(lanes, 128), 128, 0, stream>>>(w, NULL, lanes, n_chunks);
+            ss2d_carry(w, (size_t)B * SS2D_K * Dn, n_chunks, stream);
         }
     }
-    dim3 g2((unsigned)n_chunks, dblocks, (unsigned)B);
+    dim3 g2(cblocks, dblocks, (unsigned)B);
     for (int kk = 0; kk < SS2D_K && cudaPeekAtLastError() == cudaSuccess; kk++) {
         if (hook) hook(hu, korder[kk] & 1 ? SS2D_PHASE_COLS : SS2D_PHASE_ROWS);
-        ss2d_fast_kernel<RMAX, 2, TU><<<g2, blk, 0, stream>>>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H,
-                                                             W, Dn, R, Pp, chunk, n_chunks,
-                                                             korder[kk], kk > 0,
-                                                             n_chunks > 1 ? w : NULL);
+        ss2d_fast_kernel<RMAX, CPT, 2, TU><<<g2, blk, 0, stream>>>(
+            u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, korder[kk], kk > 0,
+            n_chunks > 1 ? w : NULL);
     }
 }
 
@@ -429,10 +557,24 @@ static void ss2d_fast_dispatch(const TU *u, const TU *xdbl, const float *dt_w, c
                                int Dn, int R, int Pp, size_t chunk, size_t n_chunks, float *w,
                                ss2d_hook_fn hook, void *hu, cudaStream_t s)
 {
-    if (R <= 8) ss2d_fast_launch<8>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s);
-    else if (R <= 16) ss2d_fast_launch<16>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s);
-    else if (R <= 32) ss2d_fast_launch<32>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s);
-    else ss2d_fast_launch<64>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s);
+#define SS2D_FAST(RM, CP) \
+    ss2d_fast_launch<RM, CP>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s)
+    /* WV_SS2D_CPT=1|2|4 caps the channels per thread (a benchmark knob: tests/gpu/run.sh times
+     * and checks the one-channel variant beside the default) */
+    static const int cpt_max = [] {
+        const char *e = getenv("WV_SS2D_CPT");
+        int v = e ? atoi(e) : 4;
+        return v >= 4 ? 4 : v >= 2 ? 2 : 1;
+    }();
+    if (R <= 8 && Dn % 4 == 0 && cpt_max >= 4) SS2D_FAST(8, 4);
+    else if (R <= 8 && Dn % 2 == 0 && cpt_max >= 2) SS2D_FAST(8, 2);
+    else if (R <= 8) SS2D_FAST(8, 1);
+    else if (R <= 16 && Dn % 4 == 0 && cpt_max >= 4) SS2D_FAST(16, 4);
+    else if (R <= 16) SS2D_FAST(16, 1);
+    else if (R <= 32 && Dn % 2 == 0 && cpt_max >= 2) SS2D_FAST(32, 2);
+    else if (R <= 32) SS2D_FAST(32, 1);
+    else SS2D_FAST(64, 1);
+#undef SS2D_FAST
 }
 
 extern "C" enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype dt,
@@ -457,6 +599,7 @@ extern "C" enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype
     int own = 0;
     if (n_chunks > 1 && !w) {
         CUDA_TRY("ss2d fast", cudaMallocAsync((void **)&w, vc_ss2d_ws_bytes(B, H, W, Dn, 1, chunk), stream));
+        
         own = 1;
     }
     if (dt == WV_DTYPE_BF16)

@@ -99,8 +99,9 @@ golden_cli in_odd 1 50 78 bf16 5e-2 5e-2
 if [ $have_gpu = 0 ]; then
   result device-input SKIP "no device"
 else
+  # 2048²: 1024 scan chunks at stage 0, so the bf16 fast path takes the two-level carry
   for spec in "tiny-v2 --hw 45,61 --batch 5" "tiny-v0 --hw 45,61 --batch 3" "t-s1l8 --size 224 --batch 8" \
-              "t-s2l5 --hw 300,197 --batch 2"; do
+              "t-s2l5 --hw 300,197 --batch 2" "t-s1l8 --size 2048"; do
     set -- $spec
     cfg=$1; shift
     log=$logs/devin-$cfg.log
@@ -112,6 +113,15 @@ else
     done < <(grep '^RESULT' "$log")
     [ $rc = 0 ] || result "devin-$cfg" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
   done
+  # the one-channel-per-thread variant of the fast SS2D (WV_SS2D_CPT=1), bf16
+  log=$logs/devin-cpt1.log
+  WV_SS2D_CPT=1 timeout 300 "$here/gpu_check" --config t-s1l8 --size 224 --batch 8 --threads "$threads" \
+    --dtypes bf16 --device-input >"$log" 2>&1
+  rc=$?
+  while read -r _ name res fig; do
+    [ -n "$name" ] && result "devin-cpt1-$name" "$res" "$fig"
+  done < <(grep '^RESULT' "$log")
+  [ $rc = 0 ] || result "devin-cpt1" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
 fi
 
 # 2c. the benchmark (issue 9), when asked: WV_BENCH=1 [WV_BENCH_CASES=t224,t1024,t10k,s2]
