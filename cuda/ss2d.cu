@@ -303,13 +303,12 @@ template <> struct ss2d_vec<__half> {
     }
 };
 
-/* CPT consecutive channels per thread: one 8-byte u load and one 16-byte y access per step
- * serve 4 channels, the x_proj row is loaded once for them, and 4 independent recurrences
- * overlap. Measured before this (one channel per thread): ~0.7 TB/s effective at 10,000² — the
- * walk is latency-bound (each warp has one step's loads in flight), so bytes per load
- * instruction and independent work per thread are what raise it. The dt_proj weights of the
- * thread's channels stay in registers (CPT·RMAX floats: CPT = 4 up to dt_rank 16, 2 up to 32,
- * 1 above). Block: 32 lanes × SS2D_CPB chunks. */
+/* CPT consecutive channels per thread (template; the default is 1, see ss2d_fast_dispatch):
+ * with CPT 4 one 8-byte u load and one 16-byte y access per step serve 4 channels, the x_proj
+ * row is loaded once for them, and 4 independent recurrences overlap — the idea being that the
+ * walk is latency-bound (~0.7-0.9 TB/s effective at 10,000²). Measured, the register cost
+ * (CPT·RMAX dt_proj weights per thread) lowered occupancy by as much as it gained. Block: 32
+ * lanes × SS2D_CPB chunks. */
 __device__ __forceinline__ float u16f(uint32_t b, const __nv_bfloat16 *) { return __uint_as_float(b << 16); }
 __device__ __forceinline__ float u16f(uint32_t b, const __half *)
 {
@@ -559,11 +558,12 @@ static void ss2d_fast_dispatch(const TU *u, const TU *xdbl, const float *dt_w, c
 {
 #define SS2D_FAST(RM, CP) \
     ss2d_fast_launch<RM, CP>(u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, w, hook, hu, s)
-    /* WV_SS2D_CPT=1|2|4 caps the channels per thread (a benchmark knob: tests/gpu/run.sh times
-     * and checks the one-channel variant beside the default) */
+    /* Channels per thread: 1 by default. WV_SS2D_CPT=2|4 allows more (a benchmark knob). On the
+     * H200 (b179af9) CPT 4 was slower: 5,134 vs 5,537 img/s at 224² × 256, 333 vs 327 ms at
+     * 10,000² — 96-106 registers a thread leave 16 warps per SM, which cancels the wider loads. */
     static const int cpt_max = [] {
         const char *e = getenv("WV_SS2D_CPT");
-        int v = e ? atoi(e) : 4;
+        int v = e ? atoi(e) : 1;
         return v >= 4 ? 4 : v >= 2 ? 2 : 1;
     }();
     if (R <= 8 && Dn % 4 == 0 && cpt_max >= 4) SS2D_FAST(8, 4);

@@ -113,15 +113,15 @@ else
     done < <(grep '^RESULT' "$log")
     [ $rc = 0 ] || result "devin-$cfg" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
   done
-  # the one-channel-per-thread variant of the fast SS2D (WV_SS2D_CPT=1), bf16
-  log=$logs/devin-cpt1.log
-  WV_SS2D_CPT=1 timeout 300 "$here/gpu_check" --config t-s1l8 --size 224 --batch 8 --threads "$threads" \
+  # the four-channels-per-thread variant of the fast SS2D (WV_SS2D_CPT=4), bf16
+  log=$logs/devin-cpt4.log
+  WV_SS2D_CPT=4 timeout 300 "$here/gpu_check" --config t-s1l8 --size 224 --batch 8 --threads "$threads" \
     --dtypes bf16 --device-input >"$log" 2>&1
   rc=$?
   while read -r _ name res fig; do
-    [ -n "$name" ] && result "devin-cpt1-$name" "$res" "$fig"
+    [ -n "$name" ] && result "devin-cpt4-$name" "$res" "$fig"
   done < <(grep '^RESULT' "$log")
-  [ $rc = 0 ] || result "devin-cpt1" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
+  [ $rc = 0 ] || result "devin-cpt4" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
 fi
 
 # 2c. the benchmark (issue 9), when asked: WV_BENCH=1 [WV_BENCH_CASES=t224,t1024,t10k,s2]
