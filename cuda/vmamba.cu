@@ -3,15 +3,15 @@
  * same structure (stem → stages of VSSBlocks → downsample → classifier), same banding of the
  * per-pixel work, same outputs. Contract: VMAMBA_SPEC.md §3 (v2), §5 (v0).
  *
- * Precision: the residual stream x, the scan input u, the merged scan output y, the x_proj output
- * and every accumulation are fp32. With --dtype bf16/f16 the GEMM operands are stored in that
- * dtype: the weights at upload, and the activation side written directly by the op before the
- * GEMM (LayerNorm, GELU, the v0 gate) or converted per band (x_proj input). cuBLAS accumulates
- * in fp32. Convs, norms, the scan and the head stay fp32.
+ * Precision: f32 is the exact forward (fp32 everywhere, the CPU's formulas). bf16/f16 is the fast
+ * forward: GEMM weights and operands in that dtype on cuBLASLt with fused epilogues (gemm_lt.cu),
+ * the in_proj / x_proj outputs, the scan input u and the MLP hidden map in that dtype, the fast
+ * SS2D (ss2d.cu); the residual stream x, the merged scan output y, norms and all accumulation
+ * stay fp32 (docs/gpu.md "Using it").
  *
- * Memory (B images, stage-i map L_i = H_i·W_i pixels): three rotating maps of B·L·max(C, Dn)
- * floats (x, u, y), the x_proj output L·4·(R+2N), band scratch (band_pixels × the widest
- * per-pixel width) and the scan workspace — all carved from one arena (pool.h) per input size.
+ * Work runs over all B images at once (pixel bands over B·L, whole-image groups for the convs);
+ * memory (cuda/arena.h): two fp32 maps that swap roles as x / y at each downsample, plus phase
+ * buffers (scan, bands, convs) carved over the same bytes — one arena (pool.h) per input size.
  */
 #include "vmamba_cuda.h"
 
