@@ -439,8 +439,26 @@ extern "C" void patch_merge_cuda(const float *x, int x_row0, int x_rows, float *
 
 /* ---- LayerNorm ----------------------------------------------------------------------------- */
 
-/* One warp per row: mean, then the biased variance around it (two passes, as layernorm_cpu),
- * then the affine output. Rows are re-read from L1/L2. */
+/* Mean and 1/σ of one row for the calling warp: the mean, then the biased variance around it
+ * (two passes, as layernorm_cpu), eps 1e-5. */
+__device__ __forceinline__ void warp_row_stats(const float *xr, int C, int lane, float *mean,
+                                               float *rstd)
+{
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32) s += xr[c];
+    for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float m = s / C;
+    float v = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float d = xr[c] - m;
+        v += d * d;
+    }
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    *mean = m;
+    *rstd = 1.0f / sqrtf(v / C + 1e-5f);
+}
+
+/* One warp per row: warp_row_stats, then the affine output. Rows are re-read from L1/L2. */
 template <typename T>
 __global__ void layernorm_kernel1(const float *x, const float *gamma, const float *beta, T *y,
                                   size_t M, int C)
@@ -450,17 +468,8 @@ __global__ void layernorm_kernel1(const float *x, const float *gamma, const floa
     size_t nwarps = ((size_t)gridDim.x * blockDim.x) >> 5;
     for (size_t row = warp; row < M; row += nwarps) {
         const float *xr = x + row * C;
-        float s = 0.0f;
-        for (int c = lane; c < C; c += 32) s += xr[c];
-        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        float mean = s / C;
-        float v = 0.0f;
-        for (int c = lane; c < C; c += 32) {
-            float d = xr[c] - mean;
-            v += d * d;
-        }
-        for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        float rstd = 1.0f / sqrtf(v / C + 1e-5f);
+        float mean, rstd;
+        warp_row_stats(xr, C, lane, &mean, &rstd);
         T *yr = y + row * C;
         for (int c = lane; c < C; c += 32) st(yr + c, (xr[c] - mean) * rstd * gamma[c] + beta[c]);
     }
@@ -496,17 +505,8 @@ __global__ void layernorm_gelu_kernel(float *x, const float *gamma, const float 
     size_t nwarps = ((size_t)gridDim.x * blockDim.x) >> 5;
     for (size_t row = warp; row < M; row += nwarps) {
         float *xr = x + row * C;
-        float s = 0.0f;
-        for (int c = lane; c < C; c += 32) s += xr[c];
-        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        float mean = s / C;
-        float v = 0.0f;
-        for (int c = lane; c < C; c += 32) {
-            float d = xr[c] - mean;
-            v += d * d;
-        }
-        for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        float rstd = 1.0f / sqrtf(v / C + 1e-5f);
+        float mean, rstd;
+        warp_row_stats(xr, C, lane, &mean, &rstd);
         for (int c = lane; c < C; c += 32) {
             float t = (xr[c] - mean) * rstd * gamma[c] + beta[c];
             xr[c] = 0.5f * t * (1.0f + erff(t * 0.70710678118654752f));

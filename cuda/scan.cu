@@ -133,11 +133,9 @@ extern "C" enum wv_status scan_cuda_ex(const float *u, const float *delta, const
     size_t work = n_bc * n_chunks;
     int own = 0;
     float *w = (float *)ws;
-    if (n_chunks > 1 && !w) {
-        CUDA_TRY("scan", cudaMallocAsync((void **)&w, scan_cuda_ws_bytes(B, KD, N, L, chunk), stream));
-        own = 1;
-    }
-    enum wv_status st = WV_OK;
+    enum wv_status st = scan_ws_begin(&w, scan_cuda_ws_bytes(B, KD, N, L, chunk), n_chunks, &own,
+                                      "scan", stream);
+    if (st) return st;
     SCAN_DISPATCH_N(N, NM, {
         if (n_chunks > 1) {
             scan_chunk_kernel1<NM, 1><<<cuda_blocks(work, 128), 128, 0, stream>>>(
@@ -153,13 +151,7 @@ extern "C" enum wv_status scan_cuda_ex(const float *u, const float *delta, const
                 u, delta, A, Bm, Cm, D, delta_bias, h_in, y, h_out, KD, G, N, (size_t)L,
                 delta_softplus, (size_t)chunk, n_chunks, n_bc, n_chunks > 1 ? w : NULL);
     });
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) st = cuda_fail(e, "scan_chunk_kernel1<<<>>>", "scan", __FILE__, __LINE__);
-    if (own) {
-        cudaError_t fe = cudaFreeAsync(w, stream);
-        if (fe != cudaSuccess && st == WV_OK) st = cuda_fail(fe, "cudaFreeAsync", "scan", __FILE__, __LINE__);
-    }
-    return st;
+    return scan_ws_end(w, own, "scan_chunk_kernel1<<<>>>", "scan", stream);
 }
 
 extern "C" void scan_cuda(const float *u, const float *delta, const float *A, const float *Bm,

@@ -56,4 +56,33 @@ __device__ __forceinline__ void kahan_add(float &sum, float &comp, float x)
  * depend on the running value, so with the unroll they overlap. */
 __global__ void scan_carry_kernel1(float *ws, const float *h_in, size_t n_seq, size_t n_chunks);
 
+/* The chunk-carry workspace of a scan launcher: the caller's `*w`, or (when the sequence has
+ * more than one chunk and the caller gave none) `bytes` allocated stream-ordered here; *own says
+ * which, for scan_ws_end. */
+static inline enum wv_status scan_ws_begin(float **w, size_t bytes, size_t n_chunks, int *own,
+                                           const char *op, cudaStream_t s)
+{
+    *own = 0;
+    if (n_chunks <= 1 || *w) return WV_OK;
+    cudaError_t e = cudaMallocAsync((void **)w, bytes, s);
+    if (e != cudaSuccess) return cuda_fail(e, "cudaMallocAsync(workspace)", op, __FILE__, __LINE__);
+    *own = 1;
+    return WV_OK;
+}
+
+/* After a launcher's kernels: the first launch error (named `kernel`), then the stream-ordered
+ * free of an owned workspace (its error only if there was none before). */
+static inline enum wv_status scan_ws_end(float *w, int own, const char *kernel, const char *op,
+                                         cudaStream_t s)
+{
+    enum wv_status st = WV_OK;
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) st = cuda_fail(e, kernel, op, __FILE__, __LINE__);
+    if (own) {
+        cudaError_t fe = cudaFreeAsync(w, s);
+        if (fe != cudaSuccess && st == WV_OK) st = cuda_fail(fe, "cudaFreeAsync", op, __FILE__, __LINE__);
+    }
+    return st;
+}
+
 #endif

@@ -50,6 +50,12 @@
 /* Largest dt_rank held in shared memory (VMamba-B stage 3 uses 64; 128·32·4 B = 16 KB). */
 #define SS2D_MAX_R 128
 
+#define T_WS(expr)                                                                           \
+    do {                                                                                     \
+        enum wv_status t_ws_ = (expr);                                                       \
+        if (t_ws_ != WV_OK) return t_ws_;                                                    \
+    } while (0)
+
 /* Softplus and the per-step decay. Exact variant (FAST = false): the CPU's formulas (softplus_dev,
  * scan_exp), what the f32 forward is checked against at 1e-4. Fast variant (bf16/f16 forwards,
  * whose GEMM operands already carry 8-bit mantissas): hardware exp2/log2 approximations, ~20
@@ -241,11 +247,8 @@ extern "C" enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtyp
         return error_set(WV_EUNSUPPORTED, "cuda ss2d_scan_merge: %zu chunks", n_chunks);
     float *w = (float *)ws;
     int own = 0;
-    if (n_chunks > 1 && !w) {
-        CUDA_TRY("ss2d_scan_merge",
-                 cudaMallocAsync((void **)&w, vc_ss2d_ws_bytes(B, H, W, Dn, N, chunk), stream));
-        own = 1;
-    }
+    T_WS(scan_ws_begin(&w, vc_ss2d_ws_bytes(B, H, W, Dn, N, chunk), n_chunks, &own,
+                       "ss2d_scan_merge", stream));
     if (u_dt == WV_DTYPE_F32)
         ss2d_launch<float, false>((const float *)u, (const float *)xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, N,
                                   (size_t)chunk, n_chunks, w, stream);
@@ -255,16 +258,7 @@ extern "C" enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtyp
     else
         ss2d_launch<__half, true>((const __half *)u, (const __half *)xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R,
                                   N, (size_t)chunk, n_chunks, w, stream);
-    enum wv_status st = WV_OK;
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        st = cuda_fail(e, "ss2d_chunk_kernel2<<<>>>", "ss2d_scan_merge", __FILE__, __LINE__);
-    if (own) {
-        cudaError_t fe = cudaFreeAsync(w, stream);
-        if (fe != cudaSuccess && st == WV_OK)
-            st = cuda_fail(fe, "cudaFreeAsync", "ss2d_scan_merge", __FILE__, __LINE__);
-    }
-    return st;
+    return scan_ws_end(w, own, "ss2d_chunk_kernel2<<<>>>", "ss2d_scan_merge", stream);
 }
 
 /* ---- fast path: d_state 1, packed x_proj rows, dt_proj weights in registers ----------------
@@ -597,11 +591,8 @@ extern "C" enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype
         return error_set(WV_EUNSUPPORTED, "cuda ss2d fast: %zu chunks", n_chunks);
     float *w = (float *)ws;
     int own = 0;
-    if (n_chunks > 1 && !w) {
-        CUDA_TRY("ss2d fast", cudaMallocAsync((void **)&w, vc_ss2d_ws_bytes(B, H, W, Dn, 1, chunk), stream));
-        
-        own = 1;
-    }
+    T_WS(scan_ws_begin(&w, vc_ss2d_ws_bytes(B, H, W, Dn, 1, chunk), n_chunks, &own, "ss2d fast",
+                       stream));
     if (dt == WV_DTYPE_BF16)
         ss2d_fast_dispatch((const __nv_bfloat16 *)u, (const __nv_bfloat16 *)xdbl, dt_w, dt_b, A, Ds,
                            y, B, H, W, Dn, R, pitch, (size_t)chunk, n_chunks, w, hook, hook_user,
@@ -609,14 +600,7 @@ extern "C" enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype
     else
         ss2d_fast_dispatch((const __half *)u, (const __half *)xdbl, dt_w, dt_b, A, Ds, y, B, H, W,
                            Dn, R, pitch, (size_t)chunk, n_chunks, w, hook, hook_user, stream);
-    enum wv_status st = WV_OK;
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) st = cuda_fail(e, "ss2d_fast_kernel<<<>>>", "ss2d fast", __FILE__, __LINE__);
-    if (own) {
-        cudaError_t fe = cudaFreeAsync(w, stream);
-        if (fe != cudaSuccess && st == WV_OK) st = cuda_fail(fe, "cudaFreeAsync", "ss2d fast", __FILE__, __LINE__);
-    }
-    return st;
+    return scan_ws_end(w, own, "ss2d_fast_kernel<<<>>>", "ss2d fast", stream);
 }
 
 extern "C" enum wv_status ss2d_scan_merge_cuda_ex(const float *u, const float *xdbl,
