@@ -289,6 +289,20 @@ def mode_synth(d):
     check(res[one] is not None and outs["t1"] is not None and same(res[one], outs["t1"]),
           "run of two slides gives the same result as a run of one")
 
+    # regions taller than one read band (1,024 rows): several readers share a region's bands
+    # (src/pipeline_read.c); the pixels, hence every output, must not depend on who read what
+    big = make_model(d, name="tiny-big.safetensors", target_mpp=0.25, region=1600, overlap=64)
+    outs_big = {}
+    for tag, extra in (("r1q1", ["--readers", "1", "--queue", "1"]),
+                       ("r4q1", ["--readers", "4", "--queue", "1"]),
+                       ("r3q2", ["--readers", "3", "--queue", "2"])):
+        o = os.path.join(d, "out-big-" + tag)
+        must(["analyze", one, "--model", big, "--out", o, "--quiet", "--threads", "2", *extra])
+        outs_big[tag] = check_result(o, one, big, 0.25, label="big " + tag + " ")
+    check(all(outs_big[t] is not None for t in outs_big) and same(outs_big["r1q1"], outs_big["r4q1"])
+          and same(outs_big["r1q1"], outs_big["r3q2"]),
+          "regions of 2 bands read by 1, 4 (one buffer) and 3 readers: identical outputs")
+
     # re-run into the same folder: rows replaced, not duplicated
     must(["analyze", one, "--model", model, "--out", out, "--quiet", "--lesion-threshold", "0.3"])
     db = sqlite3.connect(os.path.join(out, "results.sqlite"))
