@@ -41,6 +41,11 @@ struct ring_params {
     int readers, queue;
 };
 
+/* Region RGB (npix pixels, 3 bytes each) → the backbone's normalised fp32 input, v·scale[c] +
+ * bias[c], on `threads` OpenMP threads; the same values for any thread count. */
+void pipeline_rgb_to_input(const uint8_t *in, float *dst, size_t npix, const float scale[3],
+                           const float bias[3], int threads);
+
 /* Allocate the buffers and start the reader threads. */
 enum wv_status ring_start(const struct ring_params *rp, struct region_ring **out);
 /* Wait for region i (i = 0, 1, … in order): *rgb (read_h, read_w, 3) bytes, valid until

@@ -19,6 +19,7 @@
 #include "src/head.h"
 #include "src/model_file.h"
 #include "src/pipeline.h"
+#include "src/pipeline_private.h"
 #include "src/progress.h"
 #include "src/util.h"
 #include "src/vmamba.h"
@@ -242,8 +243,38 @@ static void test_pipeline(const char *dir)
     error_clear();
 }
 
+/* pipeline_rgb_to_input (the encoder's row conversion): every value equals the one-pixel-at-a-
+ * time formula, for pixel counts around the 4-pixel step and the threading threshold, and for 1,
+ * 2 and 5 threads. */
+static void test_rgb_to_input(void)
+{
+    const float scale[3] = {1.0f / (255.0f * 0.229f), 1.0f / (255.0f * 0.224f), 1.0f / (255.0f * 0.225f)};
+    const float bias[3] = {-0.485f / 0.229f, -0.456f / 0.224f, -0.406f / 0.225f};
+    static const size_t sizes[] = {0, 1, 3, 4, 5, 7, 8, 13, 65536 * 4 + 3, 300001};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        uint8_t *in = malloc(n * 3 + 1);
+        float *want = malloc((n * 3 + 1) * sizeof *want), *got = malloc((n * 3 + 1) * sizeof *got);
+        for (size_t i = 0; i < n * 3; i++) in[i] = (uint8_t)(i * 131 + (i >> 7));
+        for (size_t i = 0; i < n; i++)
+            for (int c = 0; c < 3; c++) want[i * 3 + c] = in[i * 3 + c] * scale[c] + bias[c];
+        static const int threads[] = {1, 2, 5};
+        for (int t = 0; t < 3; t++) {
+            memset(got, 0xff, (n * 3 + 1) * sizeof *got);
+            pipeline_rgb_to_input(in, got, n, scale, bias, threads[t]);
+            CHECK_MSG(!memcmp(got, want, n * 3 * sizeof *got), "rgb_to_input %zu px, %d threads", n,
+                      threads[t]);
+            uint32_t tail;
+            memcpy(&tail, got + n * 3, 4);
+            CHECK_MSG(tail == 0xffffffffu, "rgb_to_input %zu px: wrote past the end", n);
+        }
+        free(in), free(want), free(got);
+    }
+}
+
 int main(void)
 {
+    test_rgb_to_input();
     char dir[512];
     snprintf(dir, sizeof dir, "%s/test_pipeline", tu_tmp());
     char cmd[1200];
