@@ -401,12 +401,14 @@ static void ln_row(const float *x, const float *g, const float *b, float *y, int
 
 /* y (Nout) = bias + Σ_k x[k]·wt[k, :], wt = wᵀ (K, Nout). Each y[o] sums in k order, so a row's
  * result never depends on the other rows processed with it. bias may be NULL. */
-static void linear_row(const float *x, const float *wt, const float *bias, float *y, int K,
-                       int Nout)
+static void linear_row(const float *x, const float *wt, const float *bias, float *restrict y,
+                       int K, int Nout)
 {
     for (int o = 0; o < Nout; o++) y[o] = bias ? bias[o] : 0.0f;
     for (int k = 0; k < K; k++) {
         const float xk = x[k], *wk = wt + (size_t)k * Nout;
+        /* lanes are different outputs: each y[o] still sums in k order, same values */
+#pragma omp simd
         for (int o = 0; o < Nout; o++) y[o] += xk * wk[o];
     }
 }
