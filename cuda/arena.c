@@ -111,7 +111,6 @@ void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
     l->elem_size[VC_BAND_A] = l->elem_size[VC_BAND_D] = l->elem_size[VC_U] = es;
     l->elem_size[VC_COL] = l->elem_size[VC_XDBL] = es;
     l->elem_size[VC_WS] = 1;
-    l->chunk = m->scan_chunk > 0 ? m->scan_chunk : VC_SCAN_CHUNK_DEFAULT;
     size_t *e = l->elems;
     const size_t w0 = stage_width(m, 0);
     for (int i = 0; i < VC_STAGES; i++) {

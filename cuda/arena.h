@@ -72,8 +72,7 @@ struct vc_layout {
     size_t band[VC_STAGES];    /* pixels per band of the per-pixel work at stage i */
     int stem_rows;             /* stage-0 output rows per stem band (one image) */
     int stem_group;            /* images per stem step when a band holds whole images, else 1 */
-    int chunk;                 /* scan chunk (tokens) asked for: options or the default */
-    int stage_chunk[VC_STAGES]; /* scan chunk used at stage i (vc_scan_chunk) */
+    int stage_chunk[VC_STAGES]; /* scan chunk (tokens) at stage i (vc_scan_chunk) */
 };
 
 /* Elements per (pixel, direction) row of the x_proj output at stage i. The exact path keeps the

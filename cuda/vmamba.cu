@@ -837,7 +837,6 @@ static enum wv_status forward_any(struct vmamba_cuda *m, int B, int H, int W, co
     f.B = B;
     f.l = l;
     f.bp = l.band[0];
-    f.chunk = l.chunk;
     f.dev_in = dev_in;
     void *ptr[VC_NBUF];
     for (int b = 0; b < VC_NBUF; b++) ptr[b] = c.bytes[b] ? (void *)(m->pool.base + c.off[b]) : NULL;
