@@ -38,15 +38,47 @@ int vc_rows_per_band(size_t band, int W)
 
 size_t vc_carry_group(size_t n_chunks) { return n_chunks >= 1024 ? 64 : 1; }
 
-size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk)
+/* (s, h) fp32 pairs per chunk and lane, then (16-byte aligned) the fp64 pairs per group of the
+ * two-level carry (cuda/ss2d.cu, ss2d_carry) */
+static size_t carry_ws_bytes(size_t n_chunks, size_t n_seq)
 {
-    size_t L = (size_t)H * W, n_chunks = chunk > 0 ? (L + chunk - 1) / chunk : 1;
     if (n_chunks <= 1) return 0;
-    const size_t n_seq = (size_t)B * 4 /* directions */ * (size_t)N * Dn;
     size_t bytes = n_chunks * n_seq * 2 * sizeof(float);
     const size_t G = vc_carry_group(n_chunks);
     if (G > 1) bytes += 16 + (n_chunks + G - 1) / G * n_seq * 2 * sizeof(double);
     return bytes;
+}
+
+size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk)
+{
+    size_t L = (size_t)H * W, n_chunks = chunk > 0 ? (L + chunk - 1) / chunk : 1;
+    return carry_ws_bytes(n_chunks, (size_t)B * 4 /* directions */ * (size_t)N * Dn);
+}
+
+int vc_scan_tile(const struct vc_model *m, int i, int H, int W)
+{
+    if (!m->scan_tile || !vc_scan_fast(m, i) || m->dtype != WV_DTYPE_BF16 ||
+        m->d_inner[i] % VC_TILE_CH || H < 1 || W < 1)
+        return 0;
+    const int side = H > W ? H : W;
+    return side <= 8 ? 8 : side <= 16 ? 16 : VC_TILE_MAX;
+}
+
+size_t vc_ss2d_tile_ws_bytes(int B, int H, int W, int Dg, int T)
+{
+    if (T < 1 || H < 1 || W < 1) return 0;
+    const size_t ntx = ((size_t)W + T - 1) / T, nty = ((size_t)H + T - 1) / T;
+    if (ntx * nty <= 1) return 0; /* fused: the carry runs in the block */
+    const size_t rows = (size_t)H * ntx, cols = (size_t)W * nty;
+    return carry_ws_bytes(rows > cols ? rows : cols, (size_t)B * 4 * Dg);
+}
+
+int vc_scan_tile_group(int B, int H, int W, int Dn, int T)
+{
+    int g = Dn;
+    while (g > VC_TILE_CH && (Dn % g || vc_ss2d_tile_ws_bytes(B, H, W, g, T) > VC_TILE_WS_CAP))
+        g -= VC_TILE_CH;
+    return g;
 }
 
 void vc_conv_units(size_t band, int B, int Ho, int Wo, struct vc_units *u)
@@ -148,7 +180,16 @@ void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
             }
         }
         l->stage_chunk[i] = vc_scan_chunk(m, B, L, (int)Dn);
-        e[VC_WS] = zmax(e[VC_WS], vc_ss2d_ws_bytes(B, hs[i], ws[i], (int)Dn, N, l->stage_chunk[i]));
+        l->stage_tile[i] = vc_scan_tile(m, i, hs[i], ws[i]);
+        l->stage_tile_group[i] = 0;
+        if (l->stage_tile[i]) {
+            const int T = l->stage_tile[i];
+            const int g = vc_scan_tile_group(B, hs[i], ws[i], (int)Dn, T);
+            l->stage_tile_group[i] = g;
+            e[VC_WS] = zmax(e[VC_WS], vc_ss2d_tile_ws_bytes(B, hs[i], ws[i], g, T));
+        } else {
+            e[VC_WS] = zmax(e[VC_WS], vc_ss2d_ws_bytes(B, hs[i], ws[i], (int)Dn, N, l->stage_chunk[i]));
+        }
     }
     /* stem: stage-0 rows per band from a quarter of the stage-0 band (its input is 16× larger);
      * whole images in groups when the input is on the device and a band holds one */

@@ -47,6 +47,7 @@ struct vc_model {
     enum wv_dtype dtype;
     int scan_chunk;   /* 0 = VC_SCAN_CHUNK_DEFAULT */
     int device_input; /* input already on the device: no staging rows (VC_IN) */
+    int scan_tile;    /* 1: tiled SS2D (cuda/ss2d_tile.cuh) where a stage allows it */
 };
 
 enum vc_buf {
@@ -73,6 +74,8 @@ struct vc_layout {
     int stem_rows;             /* stage-0 output rows per stem band (one image) */
     int stem_group;            /* images per stem step when a band holds whole images, else 1 */
     int stage_chunk[VC_STAGES]; /* scan chunk (tokens) at stage i (vc_scan_chunk) */
+    int stage_tile[VC_STAGES];  /* tiled SS2D: tile side at stage i, 0 = chunked (vc_scan_tile) */
+    int stage_tile_group[VC_STAGES]; /* tiled SS2D: channels per launch (vc_scan_tile_group) */
 };
 
 /* Elements per (pixel, direction) row of the x_proj output at stage i. The exact path keeps the
@@ -121,6 +124,24 @@ size_t vc_carry_group(size_t n_chunks);
 /* Bytes of the SS2D chunk-carry workspace for B images of H×W (0 when one chunk covers one),
  * including the group level of the two-level carry (cuda/ss2d.cu, ss2d_carry). */
 size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk);
+/* Tiled SS2D (cuda/ss2d_tile.cuh): the tile side for stage i of an H×W stage map, or 0 where the
+ * chunked kernels run (option off, exact path, f16, Dn not a multiple of 16). A map that fits
+ * 8, 16 or 32 pixels a side is one tile (the fused mode, no workspace); larger maps take tiles of
+ * VC_TILE_MAX. */
+#define VC_TILE_CH 16
+#define VC_TILE_MAX 32
+int vc_scan_tile(const struct vc_model *m, int i, int H, int W);
+/* Workspace bytes of the tiled SS2D over channels [d, d + Dg) of B images of H×W in T×T tiles:
+ * one (Σ δA, h) pair per (row or column segment, direction, channel), chunk-major as the chunked
+ * kernels' workspace, plus the two-level carry's group level; 0 when one tile covers the map. */
+size_t vc_ss2d_tile_ws_bytes(int B, int H, int W, int Dg, int T);
+/* Channels per launch: the largest multiple of VC_TILE_CH dividing Dn whose workspace stays under
+ * VC_TILE_WS_CAP (segments are at most 32 tokens, so a 2,500² map has 197k chunks: 6.3 MB per
+ * channel; the channels of a stage are independent, so they run in groups instead of taking
+ * 600 MB at 10,000²). */
+#define VC_TILE_WS_CAP ((size_t)128 << 20)
+int vc_scan_tile_group(int B, int H, int W, int Dn, int T);
+
 /* Buffer capacities for B images of H×W with `band_pixels` (0 = VC_BAND_DEFAULT) at stage 0. */
 void vc_plan(const struct vc_model *m, int B, int H, int W, size_t band_pixels,
              struct vc_layout *l);

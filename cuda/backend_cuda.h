@@ -105,6 +105,15 @@ enum wv_status ss2d_scan_merge_fast_cuda(const void *u, enum wv_dtype dt, const 
                                          const float *A, const float *Ds, float *y, int B, int H,
                                          int W, int Dn, int R, int chunk, void *ws,
                                          ss2d_hook_fn hook, void *hook_user, cudaStream_t stream);
+/* The tiled SS2D (cuda/ss2d_tile.cuh): same operands as the fast path (bf16 only), tile side
+ * `tile` (8 or 16: the map must fit one tile; 32: any size) and `group` channels per launch
+ * (vc_scan_tile / vc_scan_tile_group); ws holds vc_ss2d_tile_ws_bytes(B, H, W, group, tile) bytes
+ * (or NULL: allocated here). The phases it reports: PASS1, CARRY and ROWS (pass 2 / fused). */
+enum wv_status ss2d_scan_merge_tile_cuda(const void *u, enum wv_dtype dt, const void *xdbl,
+                                         int pitch, const float *dt_w, const float *dt_b,
+                                         const float *A, const float *Ds, float *y, int B, int H,
+                                         int W, int Dn, int R, int tile, int group, void *ws,
+                                         ss2d_hook_fn hook, void *hook_user, cudaStream_t stream);
 
 /* Destroy the calling thread's cuBLAS handles (created on first GEMM). Optional; lets tools end
  * with no device allocation outstanding (compute-sanitizer --leak-check). */

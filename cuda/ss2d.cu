@@ -39,6 +39,7 @@
 #include "arena.h"
 #include "ops_cuda.cuh"
 #include "scan.cuh"
+#include "ss2d_tile.cuh"
 
 #include "src/ss2d.h"
 
@@ -619,4 +620,103 @@ extern "C" void ss2d_scan_merge_cuda(const float *u, const float *xdbl, const fl
 {
     ss2d_scan_merge_cuda_ex(u, xdbl, dt_w, dt_b, A, Ds, y, H, W, Dn, R, N,
                             scan_cuda_default_chunk((size_t)H * W), NULL, stream);
+}
+
+/* ---- tiled path (cuda/ss2d_tile.cuh): bf16, d_state 1, Dn a multiple of 16 ------------------ */
+
+template <int T, int RMAX, int MODE>
+__global__ void __launch_bounds__(T * SS2D_TILE_CH)
+ss2d_tile_kernel(ss2d_tile_args<__nv_bfloat16> a)
+{
+    extern __shared__ __align__(16) unsigned char tl_shared[];
+    tl_dev_exec ex;
+    ss2d_tile_block<T, RMAX, MODE>(ex, a, (int)blockIdx.x, (int)blockIdx.y, (int)blockIdx.z,
+                                   tl_shared);
+}
+
+template <int T, int RMAX, int MODE>
+static cudaError_t ss2d_tile_launch(const ss2d_tile_args<__nv_bfloat16> &a, cudaStream_t s)
+{
+    const size_t smem = tl_smem<T, __nv_bfloat16>::bytes(MODE);
+    /* above 48 KB a kernel must ask for its dynamic shared memory (per device; cheap to repeat) */
+    cudaError_t e = cudaFuncSetAttribute(ss2d_tile_kernel<T, RMAX, MODE>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return e;
+    const dim3 grid((unsigned)(a.ntx * a.nty), (unsigned)(a.Dg / SS2D_TILE_CH), (unsigned)a.B);
+    ss2d_tile_kernel<T, RMAX, MODE><<<grid, T * SS2D_TILE_CH, smem, s>>>(a);
+    return cudaPeekAtLastError();
+}
+
+/* One channel group: fused (one tile) or pass 1 → carry → pass 2. Multi-tile runs take
+ * VC_TILE_MAX-sided tiles only (vc_scan_tile), which keeps the instantiations at 20. */
+template <int RMAX>
+static cudaError_t ss2d_tile_group(const ss2d_tile_args<__nv_bfloat16> &a, int T, ss2d_hook_fn hook,
+                                   void *hu, cudaStream_t s)
+{
+    if (a.ntx * a.nty == 1) {
+        if (hook) hook(hu, SS2D_PHASE_ROWS);
+        return T == 8    ? ss2d_tile_launch<8, RMAX, 0>(a, s)
+               : T == 16 ? ss2d_tile_launch<16, RMAX, 0>(a, s)
+                         : ss2d_tile_launch<VC_TILE_MAX, RMAX, 0>(a, s);
+    }
+    const size_t n_chunks = tl_n_chunks(a.H, a.W, a.ntx, a.nty);
+    const size_t n_seq = (size_t)a.B * SS2D_K * a.Dg;
+    if ((size_t)a.H * a.ntx != (size_t)a.W * a.nty) {
+        /* the shorter pair of directions leaves trailing chunk slots unwritten; the carry reads
+         * them (after every real chunk, so they change nothing): make them identities */
+        cudaError_t e = cudaMemsetAsync(a.ws, 0, n_chunks * n_seq * 2 * sizeof(float), s);
+        if (e != cudaSuccess) return e;
+    }
+    if (hook) hook(hu, SS2D_PHASE_PASS1);
+    cudaError_t e = ss2d_tile_launch<VC_TILE_MAX, RMAX, 1>(a, s);
+    if (e != cudaSuccess) return e;
+    if (hook) hook(hu, SS2D_PHASE_CARRY);
+    ss2d_carry(a.ws, n_seq, n_chunks, s);
+    if ((e = cudaPeekAtLastError()) != cudaSuccess) return e;
+    if (hook) hook(hu, SS2D_PHASE_ROWS);
+    return ss2d_tile_launch<VC_TILE_MAX, RMAX, 2>(a, s);
+}
+
+extern "C" enum wv_status ss2d_scan_merge_tile_cuda(const void *u, enum wv_dtype dt,
+                                                    const void *xdbl, int pitch,
+                                                    const float *dt_w, const float *dt_b,
+                                                    const float *A, const float *Ds, float *y,
+                                                    int B, int H, int W, int Dn, int R, int tile,
+                                                    int group, void *ws, ss2d_hook_fn hook,
+                                                    void *hook_user, cudaStream_t stream)
+{
+    if ((size_t)H * W == 0 || Dn <= 0 || B <= 0) return WV_OK;
+    if (dt != WV_DTYPE_BF16 || R < 1 || R > 64 || pitch % 8 || pitch < R + 2 ||
+        Dn % SS2D_TILE_CH || group < SS2D_TILE_CH || group % SS2D_TILE_CH || Dn % group ||
+        (tile != 8 && tile != 16 && tile != VC_TILE_MAX))
+        return error_set(WV_EINVAL,
+                         "cuda ss2d tile: dtype %s, dt_rank %d, pitch %d, Dn %d, group %d, tile %d",
+                         wv_dtype_name(dt), R, pitch, Dn, group, tile);
+    ss2d_tile_args<__nv_bfloat16> a = {};
+    a.u = (const __nv_bfloat16 *)u, a.xdbl = (const __nv_bfloat16 *)xdbl;
+    a.dt_w = dt_w, a.dt_b = dt_b, a.A = A, a.Ds = Ds, a.y = y;
+    a.B = B, a.H = H, a.W = W, a.Dn = Dn, a.R = R, a.Pp = pitch;
+    a.ntx = (W + tile - 1) / tile, a.nty = (H + tile - 1) / tile;
+    if (B > 65535 || (size_t)a.ntx * a.nty > 0x7fffffffu || (tile < VC_TILE_MAX && a.ntx * a.nty > 1))
+        return error_set(WV_EUNSUPPORTED, "cuda ss2d tile: batch %d, %d×%d tiles of %d", B, a.ntx,
+                         a.nty, tile);
+    const size_t bytes = vc_ss2d_tile_ws_bytes(B, H, W, group, tile);
+    float *w = (float *)ws;
+    int own = 0;
+    T_WS(scan_ws_begin(&w, bytes, bytes ? 2 : 1, &own, "ss2d tile", stream));
+    a.ws = w;
+    cudaError_t e = cudaSuccess;
+    for (int d = 0; d < Dn && e == cudaSuccess; d += group) {
+        a.d_base = d, a.Dg = group;
+        e = R <= 8    ? ss2d_tile_group<8>(a, tile, hook, hook_user, stream)
+            : R <= 16 ? ss2d_tile_group<16>(a, tile, hook, hook_user, stream)
+            : R <= 32 ? ss2d_tile_group<32>(a, tile, hook, hook_user, stream)
+                      : ss2d_tile_group<64>(a, tile, hook, hook_user, stream);
+    }
+    if (e != cudaSuccess) { /* a launch, the shared-memory attribute or the memset */
+        (void)cudaGetLastError();
+        if (own) (void)cudaFreeAsync(w, stream);
+        return cuda_fail(e, "ss2d_tile_kernel<<<>>>", "ss2d tile", __FILE__, __LINE__);
+    }
+    return scan_ws_end(w, own, "ss2d_tile_kernel<<<>>>", "ss2d tile", stream);
 }

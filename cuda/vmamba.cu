@@ -386,6 +386,9 @@ static struct vc_model arena_model(const struct vmamba_cuda *m)
     }
     a.dtype = m->opt.dtype;
     a.scan_chunk = m->opt.scan_chunk;
+    /* the tiled SS2D is opt-in until it has been timed on a GPU (docs/gpu.md) */
+    const char *te = getenv("WV_SS2D_TILE");
+    a.scan_tile = m->opt.scan_tile || (te && atoi(te) > 0);
     return a;
 }
 
@@ -407,6 +410,7 @@ struct gfwd {
     cudaStream_t s;
     enum wv_dtype dt;
     int tf32, B, chunk; /* chunk: the scan chunk of the stage being run */
+    int tile, tile_group; /* tiled SS2D of the stage being run: tile side (0 = chunked), channels */
     size_t bp; /* band pixels of the stage being run (layout band[i]) */
     float *map[2], *band_b, *band_c, *in, *mid, *feat;
     void *u, *xdbl, *band_a, *band_d, *col, *ws;
@@ -598,7 +602,8 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
     FITS(f, VC_XDBL, M * 4 * P);
     FITS(f, VC_U, M * Dn);
     FITS(f, VC_MAP0, M * Dn);
-    if (L > (size_t)f.chunk) FITS(f, VC_WS, vc_ss2d_ws_bytes(f.B, H, W, Dn, N, f.chunk));
+    if (f.tile) FITS(f, VC_WS, vc_ss2d_tile_ws_bytes(f.B, H, W, f.tile_group, f.tile));
+    else if (L > (size_t)f.chunk) FITS(f, VC_WS, vc_ss2d_ws_bytes(f.B, H, W, Dn, N, f.chunk));
     /* in_proj(LN(x)) into y (free until the scan writes it), pixel bands */
     T(mark(f, VCP_IN_PROJ));
     for (size_t p0 = 0; p0 < M; p0 += f.bp) {
@@ -618,7 +623,11 @@ static enum wv_status block_forward(gfwd &f, const gstage &s, const gblock &bk, 
     if (fast) T(gemm_dt(f, f.u, bk.x_proj, NULL, f.xdbl, M, Dn, 4 * P, GEMM_EPI_NONE));
     else T(gemm(f, f.u, bk.x_proj, NULL, (float *)f.xdbl, M, Dn, 4 * P, 0));
     T(mark(f, VCP_SCAN));
-    if (s.fast)
+    if (f.tile)
+        T(ss2d_scan_merge_tile_cuda(f.u, f.dt, f.xdbl, P, bk.dt_w, bk.dt_b, bk.A, bk.Ds, y, f.B, H,
+                                    W, Dn, R, f.tile, f.tile_group, f.ws,
+                                    f.m->opt.profile ? scan_hook : NULL, &f, f.s));
+    else if (s.fast)
         T(ss2d_scan_merge_fast_cuda(f.u, f.dt, f.xdbl, P, bk.dt_w, bk.dt_b, bk.A, bk.Ds, y, f.B, H,
                                     W, Dn, R, f.chunk, f.ws, f.m->opt.profile ? scan_hook : NULL,
                                     &f, f.s));
@@ -740,6 +749,7 @@ static enum wv_status forward(gfwd &f, int H, int W, vmamba_read_rows_fn read, v
         const gstage &s = m->st[i];
         f.bp = f.l.band[i];
         f.chunk = f.l.stage_chunk[i];
+        f.tile = f.l.stage_tile[i], f.tile_group = f.l.stage_tile_group[i];
         FITS(f, VC_MAP0, (size_t)f.B * hs[i] * ws[i] * (s.C > s.Dn ? s.C : s.Dn));
         if (i < VMAMBA_STAGES - 1)
             FITS(f, VC_MAP0, (size_t)f.B * hs[i + 1] * ws[i + 1] * cfg->dims[i + 1]);

@@ -15,6 +15,10 @@
  *   k=0 l = h·W + w;  k=1 l = w·H + h;  k=2 l = L-1-(h·W + w);  k=3 l = L-1-(w·H + h). */
 #define SS2D_K 4
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Fused SS2D scan + merge for one image.
  *   u     (H, W, Dn)            SiLU(conv(in_proj(x))), channels-last
  *   xdbl  (H, W, K, R+2N)       per pixel and direction k: x_proj_weight[k] · u[h,w], i.e.
@@ -30,5 +34,9 @@
 void ss2d_scan_merge_cpu(const float *u, const float *xdbl, const float *dt_w, const float *dt_b,
                          const float *A, const float *Ds, float *y, int H, int W, int Dn, int R,
                          int N);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
