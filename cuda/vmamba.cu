@@ -824,6 +824,15 @@ static enum wv_status forward_any(struct vmamba_cuda *m, int B, int H, int W, co
                         (c.bytes[VC_BAND_A] + c.bytes[VC_BAND_B] + c.bytes[VC_BAND_C] + c.bytes[VC_BAND_D]) /
                             1073741824.0,
                         c.bytes[VC_COL] / 1073741824.0);
+            if (m->opt.verbose) {
+                fprintf(stderr, "cuda forward %d×%d×%d: ss2d per stage:", B, H, W);
+                for (int i = 0; i < VC_STAGES; i++)
+                    if (l.stage_tile[i])
+                        fprintf(stderr, " tiled %d² × %d ch%s", l.stage_tile[i], l.stage_tile_group[i],
+                                i < VC_STAGES - 1 ? "," : "\n");
+                    else
+                        fprintf(stderr, " chunked %d%s", l.stage_chunk[i], i < VC_STAGES - 1 ? "," : "\n");
+            }
             break;
         }
         if (st != WV_ENOMEM || bp / 2 < VC_BAND_MIN) {

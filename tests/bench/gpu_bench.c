@@ -105,6 +105,7 @@ struct result {
 };
 
 static int g_chunk; /* --chunk: scan chunk (0 = the forward's choice) */
+static int g_tile;  /* --ss2d tile: the tiled SS2D (also WV_SS2D_TILE=1) */
 
 static int run_case(const struct cfgdef *d, enum wv_dtype dt, int B, int H, int W, int warm,
                     int reps, int profile, struct result *r)
@@ -119,7 +120,7 @@ static int run_case(const struct cfgdef *d, enum wv_dtype dt, int B, int H, int 
     }
     size_t free0 = 0, total = 0;
     cudaMemGetInfo(&free0, &total);
-    struct vmamba_cuda_options opt = {.dtype = dt, .scan_chunk = g_chunk};
+    struct vmamba_cuda_options opt = {.dtype = dt, .scan_chunk = g_chunk, .scan_tile = g_tile};
     struct vmamba_cuda *m = NULL;
     if (vmamba_cuda_create(w, "", &opt, &m)) {
         fprintf(stderr, "gpu_bench: %s\n", error_msg());
@@ -218,9 +219,11 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--no-profile")) profile = 0;
         else if (!strcmp(a, "--chunk") && v) g_chunk = atoi(v), i++;
+        else if (!strcmp(a, "--ss2d") && v && (!strcmp(v, "tile") || !strcmp(v, "chunk")))
+            g_tile = !strcmp(v, "tile"), i++;
         else {
             fprintf(stderr, "usage: gpu_bench [--cases t224,t1024,t10k,s2|all] [--reps R] [--warmup W] "
-                            "[--dtype bf16|f16|f32] [--no-profile] [--chunk N]\n");
+                            "[--dtype bf16|f16|f32] [--no-profile] [--chunk N] [--ss2d chunk|tile]\n");
             return 2;
         }
     }
@@ -235,6 +238,10 @@ int main(int argc, char **argv)
     printf("device: %s (sm_%d%d, %.1f GB, %d SMs); dtype %s; median of %d after %d warm-ups\n",
            p.name, p.major, p.minor, p.totalGlobalMem / 1e9, p.multiProcessorCount,
            wv_dtype_name(dt), reps, warm);
+    const char *te = getenv("WV_SS2D_TILE");
+    printf("ss2d: %s\n", g_tile || (te && atoi(te) > 0)
+                             ? "tiled (cuda/ss2d_tile.cuh; profile: pass 1 = scan, pass 2 / fused = scan rows)"
+                             : "chunked (cuda/ss2d.cu)");
     printf("reference: the official VMamba (MzeroMiko/VMamba 2ed52ea, its CUDA scan, bf16 autocast) "
            "on an H200, ../shared/anchors/GPU_ANCHORS.md%s\n",
            strstr(p.name, "H200") ? "" : " — NOT this card: ratios are indicative only");

@@ -10,7 +10,8 @@
 # in LOGDIR; a summary table (check, result, figure) is printed last. Without a device every GPU
 # check reports SKIP. Budget: < 8 min on an H100 (the 10k² CPU forward dominates).
 # Env: WV_BIG_SIZE (default 10000), WV_THREADS (default 16), WV_SKIP_BIG=1, WV_SKIP_SANITIZER=1,
-# WV_BENCH=1 (also run gpu_bench; WV_BENCH_CASES, WV_BENCH_TIMEOUT).
+# WV_BENCH=1 (also run gpu_bench; WV_BENCH_CASES, WV_BENCH_TIMEOUT; then gpu_bench --ss2d tile on
+# WV_BENCH_TILE_CASES, default t224,t1024,t10k; WV_BENCH_TILE=0 skips it).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${1:?usage: run.sh LOGDIR}
@@ -113,15 +114,29 @@ else
     done < <(grep '^RESULT' "$log")
     [ $rc = 0 ] || result "devin-$cfg" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
   done
-  # the four-channels-per-thread variant of the fast SS2D (WV_SS2D_CPT=4), bf16
-  log=$logs/devin-cpt4.log
-  WV_SS2D_CPT=4 timeout 300 "$here/gpu_check" --config t-s1l8 --size 224 --batch 8 --threads "$threads" \
-    --dtypes bf16 --device-input >"$log" 2>&1
-  rc=$?
-  while read -r _ name res fig; do
-    [ -n "$name" ] && result "devin-cpt4-$name" "$res" "$fig"
-  done < <(grep '^RESULT' "$log")
-  [ $rc = 0 ] || result "devin-cpt4" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
+  # SS2D variants through the environment, bf16: four channels per thread (WV_SS2D_CPT=4); the
+  # tiled SS2D (WV_SS2D_TILE=1) at 224² (stage 0 in 32² tiles, stages 1-3 fused), on a ragged
+  # non-square map and at 2048² (the two-level carry over its segments)
+  for spec in "cpt4 WV_SS2D_CPT=4 t-s1l8 --size 224 --batch 8" \
+              "tile WV_SS2D_TILE=1 t-s1l8 --size 224 --batch 8" \
+              "tile-s2 WV_SS2D_TILE=1 t-s2l5 --hw 300,197 --batch 2" \
+              "tile-2048 WV_SS2D_TILE=1 t-s1l8 --size 2048"; do
+    set -- $spec
+    tag=$1 envset=$2 cfg=$3; shift 3
+    log=$logs/devin-$tag.log
+    env "$envset" timeout 300 "$here/gpu_check" --config "$cfg" "$@" --threads "$threads" \
+      --dtypes bf16 --device-input >"$log" 2>&1
+    rc=$?
+    while read -r _ name res fig; do
+      [ -n "$name" ] && result "devin-$tag-$name" "$res" "$fig"
+    done < <(grep '^RESULT' "$log")
+    [ $rc = 0 ] || result "devin-$tag" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
+    case $tag in tile*)
+      plan=$(grep -m1 'ss2d per stage:' "$log" | sed 's/.*ss2d per stage: //')
+      if echo "$plan" | grep -q tiled; then result "devin-$tag-plan" PASS "$plan"
+      else result "devin-$tag-plan" FAIL "tiled SS2D not taken: ${plan:-no plan line}"; fi ;;
+    esac
+  done
 fi
 
 # 2c. the benchmark (issue 9), when asked: WV_BENCH=1 [WV_BENCH_CASES=t224,t1024,t10k,s2]
@@ -133,6 +148,17 @@ if [ "${WV_BENCH:-0}" = 1 ] && [ $have_gpu = 1 ]; then
     [ -n "$name" ] && result "bench-$name" INFO "$rest"
   done < <(grep '^RESULT' "$log")
   [ $rc = 0 ] || result gpu_bench FAIL "rc $rc: $(tail -1 "$log")"
+  # the tiled SS2D on the same cases and weights, to compare in one run (WV_BENCH_TILE=0: skip)
+  if [ "${WV_BENCH_TILE:-1}" = 1 ]; then
+    log=$logs/gpu_bench_tile.log
+    timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" --ss2d tile \
+      --cases "${WV_BENCH_TILE_CASES:-t224,t1024,t10k}" >"$log" 2>&1
+    rc=$?
+    while read -r _ name rest; do
+      [ -n "$name" ] && result "bench-tile-$name" INFO "$rest"
+    done < <(grep '^RESULT' "$log")
+    [ $rc = 0 ] || result gpu_bench_tile FAIL "rc $rc: $(tail -1 "$log")"
+  fi
 fi
 
 # 3. one big region: VMamba-T[s1l8], random weights (written to a safetensors file) and input,
@@ -166,12 +192,16 @@ elif [ "${WV_SKIP_SANITIZER:-0}" = 1 ]; then
 elif [ -z "$san" ]; then
   result memcheck SKIP "compute-sanitizer not found"
 else
-  for cfg in tiny-v2 tiny-v0 tiny-v2-devin; do
+  # tiny-v2-tile: the tiled SS2D, 161×203 (stage 0 41×51 in 32² tiles, pass 1 / carry / pass 2;
+  # the deeper stages fused)
+  for cfg in tiny-v2 tiny-v0 tiny-v2-devin tiny-v2-tile; do
     log=$logs/memcheck-$cfg.log
-    extra=""
-    [ $cfg = tiny-v2-devin ] && extra=--device-input
-    timeout 300 "$san" --tool memcheck --leak-check full --error-exitcode 9 \
-      "$here/gpu_check" --config ${cfg%-devin} --hw 45,61 --batch 2 --no-cpu --dtypes f32,bf16 $extra >"$log" 2>&1
+    extra="--hw 45,61 --dtypes f32,bf16" tile=0
+    [ $cfg = tiny-v2-devin ] && extra="$extra --device-input"
+    [ $cfg = tiny-v2-tile ] && extra="--hw 161,203 --dtypes bf16 --device-input" tile=1
+    WV_SS2D_TILE=$tile timeout 300 "$san" --tool memcheck --leak-check full --error-exitcode 9 \
+      "$here/gpu_check" --config "$(echo $cfg | sed 's/-devin$//; s/-tile$//')" --batch 2 --no-cpu \
+      $extra >"$log" 2>&1
     rc=$?
     # two verdicts: the sanitizer's (its ERROR SUMMARY; rc 9 = errors found) and the program's
     # own exit status (a failed forward is not a memory error, and a memory error may come with
