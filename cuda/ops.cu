@@ -8,8 +8,10 @@
  */
 #include "ops_cuda.cuh"
 #include "gemm_lt.h"
+#include "dwconv_vec.cuh"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 /* ---- error recording ---------------------------------------------------------------------- */
 
@@ -234,12 +236,44 @@ static void dwconv_map_launch(const TI *x, const float *w, const float *bias, vo
         dwconv3_silu_map_kernel<<<grid, blk, 0, s>>>(x, w, bias, (__half *)y, npix, H, W, C);
 }
 
+template <typename T>
+__global__ void __launch_bounds__(256)
+dwconv3_silu_vec_kernel(const T *__restrict__ x, const float *__restrict__ w,
+                        const float *__restrict__ bias, T *__restrict__ y, unsigned npix, int H,
+                        int W, int C)
+{
+    dwconv_vec_thread<T>(blockIdx.x * 256u + threadIdx.x, x, w, bias, y, npix, H, W, C);
+}
+
+/* The vectorised kernel (cuda/dwconv_vec.cuh) where it applies: 16-bit in and out, C % 8 == 0,
+ * 16-byte aligned operands, 32-bit indices; opt-in (WV_DWCONV_VEC=1) until timed on a GPU. */
+static int dwconv_vec_ok(const void *x, enum wv_dtype x_dt, const float *w, const float *bias,
+                         const void *y, enum wv_dtype dt, size_t npix, int C)
+{
+    const char *e = getenv("WV_DWCONV_VEC");
+    if (!e || atoi(e) <= 0) return 0;
+    const uintptr_t a = (uintptr_t)x | (uintptr_t)y | (uintptr_t)w | (uintptr_t)bias;
+    return x_dt == dt && dt != WV_DTYPE_F32 && C % 8 == 0 && a % 16 == 0 &&
+           npix * (size_t)(C / 8) < ((size_t)1 << 31);
+}
+
 enum wv_status dwconv3_silu_map_cuda(const void *x, enum wv_dtype x_dt, const float *w,
                                      const float *bias, void *y, enum wv_dtype dt, int nimg,
                                      int H, int W, int C, cudaStream_t s)
 {
     size_t npix = (size_t)nimg * H * W;
     if (!npix || C <= 0) return WV_OK;
+    if (dwconv_vec_ok(x, x_dt, w, bias, y, dt, npix, C)) {
+        const unsigned n = (unsigned)(npix * (C / 8)), grid = (n + 255) / 256;
+        if (dt == WV_DTYPE_BF16)
+            dwconv3_silu_vec_kernel<<<grid, 256, 0, s>>>((const __nv_bfloat16 *)x, w, bias,
+                                                         (__nv_bfloat16 *)y, (unsigned)npix, H, W, C);
+        else
+            dwconv3_silu_vec_kernel<<<grid, 256, 0, s>>>((const __half *)x, w, bias, (__half *)y,
+                                                         (unsigned)npix, H, W, C);
+        CUDA_LAUNCH_TRY("dwconv3_silu_vec");
+        return WV_OK;
+    }
     if ((npix + 7) / 8 > 0x7fffffffu)
         return error_set(WV_EUNSUPPORTED, "cuda dwconv3: %zu pixels", npix);
     if (x_dt == WV_DTYPE_F32) dwconv_map_launch((const float *)x, w, bias, y, dt, npix, H, W, C, s);

@@ -26,7 +26,7 @@
  *
  * Every phase is a __host__ __device__ function of (block, thread, shared memory) and the block's
  * phase sequence is written once (ss2d_tile_block) over an executor: on the GPU each thread runs
- * its part and the block synchronises between phases; on the host (tests/gpu/test_ss2d_tile.cu)
+ * its part and the block synchronises between phases; on the host (tests/gpu/test_kernels_host.cu)
  * the executor runs the phase for every thread in turn. So the tiling, the chunk numbering, the
  * in-block carry and the merge order are checked against ss2d_scan_merge_cpu on any machine; what
  * only a GPU can check is the launch itself (run.sh's devin-tile check).
@@ -40,86 +40,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hd_common.cuh"
 #include "src/ss2d.h"
 
 /* Channels per block: 16 bf16 are one 32-byte sector of a pixel's u row. */
 #define SS2D_TILE_CH 16
-
-#define TL_HD __host__ __device__ __forceinline__
-/* "#pragma unroll" for the device pass only (the host compiler warns on it) */
-#ifdef __CUDA_ARCH__
-#define TL_UNROLL _Pragma("unroll")
-#else
-#define TL_UNROLL
-#endif
-
-TL_HD float tl_bits_float(uint32_t b)
-{
-#ifdef __CUDA_ARCH__
-    return __uint_as_float(b);
-#else
-    float f;
-    memcpy(&f, &b, sizeof f);
-    return f;
-#endif
-}
-/* Hardware exp/log on the GPU, as the chunked fast kernel (ss2d.cu, ss2d_softplus<true>). */
-TL_HD float tl_exp(float x)
-{
-#ifdef __CUDA_ARCH__
-    return __expf(x);
-#else
-    return expf(x);
-#endif
-}
-TL_HD float tl_softplus(float x)
-{
-    if (x > 20.0f) return x;
-#ifdef __CUDA_ARCH__
-    float e = __expf(x);
-    return x < -12.0f ? e : __logf(1.0f + e);
-#else
-    float e = expf(x);
-    return x < -12.0f ? e : logf(1.0f + e);
-#endif
-}
-TL_HD uint4 tl_ldg(const uint4 *p)
-{
-#ifdef __CUDA_ARCH__
-    return __ldg(p);
-#else
-    return *p;
-#endif
-}
-
-/* 16-bit storage values from their bits. */
-template <typename TU> struct tl_cvt;
-template <> struct tl_cvt<__nv_bfloat16> {
-    static TL_HD float f(uint32_t bits16) { return tl_bits_float(bits16 << 16); }
-};
-template <> struct tl_cvt<__half> {
-    static TL_HD float f(uint32_t bits16)
-    {
-        __half_raw r;
-        r.x = (unsigned short)bits16;
-        return __half2float(__half(r));
-    }
-};
-template <typename TU> TL_HD float tl_load1(const TU *p)
-{
-    uint16_t b;
-    memcpy(&b, p, sizeof b);
-    return tl_cvt<TU>::f(b);
-}
-template <typename TU> TL_HD void tl_unpack(uint4 v, float *o)
-{
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-TL_UNROLL
-    for (int i = 0; i < 4; i++) {
-        o[2 * i] = tl_cvt<TU>::f(w[i] & 0xffffu);
-        o[2 * i + 1] = tl_cvt<TU>::f(w[i] >> 16);
-    }
-}
 
 template <typename TU> struct ss2d_tile_args {
     const TU *u;    /* (B, H, W, Dn) */

@@ -242,6 +242,8 @@ int main(int argc, char **argv)
     printf("ss2d: %s\n", g_tile || (te && atoi(te) > 0)
                              ? "tiled (cuda/ss2d_tile.cuh; profile: pass 1 = scan, pass 2 / fused = scan rows)"
                              : "chunked (cuda/ss2d.cu)");
+    const char *dv = getenv("WV_DWCONV_VEC");
+    printf("dwconv: %s\n", dv && atoi(dv) > 0 ? "vectorised (cuda/dwconv_vec.cuh)" : "warp per pixel");
     printf("reference: the official VMamba (MzeroMiko/VMamba 2ed52ea, its CUDA scan, bf16 autocast) "
            "on an H200, ../shared/anchors/GPU_ANCHORS.md%s\n",
            strstr(p.name, "H200") ? "" : " — NOT this card: ratios are indicative only");

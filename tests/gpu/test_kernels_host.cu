@@ -1,5 +1,8 @@
 /*
- * test_ss2d_tile.cu — the tiled SS2D (cuda/ss2d_tile.cuh) run on the CPU, block by block and
+ * test_kernels_host.cu — CUDA kernels whose thread code is __host__ __device__, run on the CPU
+ * against the CPU ops: no device needed, so this runs on every build with CUDA (label gpu, never
+ * skips). (1) The vectorised depthwise conv + SiLU (cuda/dwconv_vec.cuh), every thread index, vs
+ * dwconv3_cpu. (2) The tiled SS2D (cuda/ss2d_tile.cuh) run on the CPU, block by block and
  * phase by phase, against the CPU reference ss2d_scan_merge_cpu. No device needed: the kernel's
  * phases are __host__ __device__ functions and this file's executor runs each phase for every
  * thread of a block in turn (the GPU synchronises the block between phases; with no other
@@ -21,10 +24,12 @@
 
 #include <vector>
 
+#include "cuda/dwconv_vec.cuh"
 #include "cuda/ss2d_tile.cuh"
 
 extern "C" {
 #include "cuda/arena.h"
+#include "src/backend.h"
 #include "src/ss2d.h"
 #include "testutil.h"
 }
@@ -162,8 +167,53 @@ static void check_case(int B, int H, int W, int Dn, int R, int T, int group)
               (double)got[worst], (double)ref[worst]);
 }
 
+/* The depthwise conv: nimg images of H×W×C, 16-bit in and out, bias or none. */
+template <typename T>
+static void check_dwconv(int nimg, int H, int W, int C, int with_bias, const char *dtname)
+{
+    const size_t npix = (size_t)nimg * H * W, n = npix * C;
+    std::vector<T> x(n), y(n);
+    std::vector<float> xf(n), ref(n), w((size_t)C * 9), wt((size_t)9 * C), bias(C);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = tl_bits<T>::of(frand() * 3.0f);
+        uint16_t b16 = (uint16_t)b;
+        memcpy((void *)&x[i], &b16, 2);
+        xf[i] = tl_cvt<T>::f(b);
+    }
+    for (int c = 0; c < C; c++) {
+        bias[c] = 0.5f * frand();
+        for (int t = 0; t < 9; t++) w[(size_t)c * 9 + t] = wt[(size_t)t * C + c] = frand() * 0.6f;
+    }
+    for (int i = 0; i < nimg; i++)
+        dwconv3_cpu(xf.data() + (size_t)i * H * W * C, 0, H, w.data(), with_bias ? bias.data() : NULL,
+                    ref.data() + (size_t)i * H * W * C, 0, H, H, W, C, 1);
+    const unsigned threads = (unsigned)(npix * (C / 8));
+    for (unsigned t = 0; t < threads + 5; t++) /* + 5: indices past the end must do nothing */
+        dwconv_vec_thread<T>(t, x.data(), wt.data(), with_bias ? bias.data() : NULL, y.data(),
+                             (unsigned)npix, H, W, C);
+    size_t bad = 0, worst = 0;
+    double err = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t b16;
+        memcpy(&b16, &y[i], 2);
+        const double g = tl_cvt<T>::f(b16), e = fabs(g - ref[i]);
+        /* one rounding to 16 bits: 2^-9 relative for bf16, 2^-12 for f16 (+ exp's last bits) */
+        if (!(e <= 4e-3 * fabs(ref[i]) + 1e-6)) bad++;
+        if (!(e <= err)) err = e, worst = i;
+    }
+    printf("dwconv %s %d×%d×%d×%d%s: max |diff| %.3g%s\n", dtname, nimg, H, W, C,
+           with_bias ? " +bias" : "", err, bad ? "  FAIL" : "");
+    CHECK_MSG(bad == 0, "%zu of %zu values off; worst at %zu: %g", bad, n, worst, ref[worst]);
+}
+
 int main(void)
 {
+    check_dwconv<__nv_bfloat16>(3, 5, 7, 24, 1, "bf16");
+    check_dwconv<__nv_bfloat16>(1, 1, 1, 8, 1, "bf16");
+    check_dwconv<__nv_bfloat16>(2, 1, 9, 16, 0, "bf16");
+    check_dwconv<__nv_bfloat16>(1, 11, 1, 96, 1, "bf16");
+    check_dwconv<__half>(2, 6, 4, 32, 1, "f16");
+
     /* fused: the map is one tile (8, 16 or 32 a side), the carry runs in the block */
     check_case(2, 7, 7, 32, 6, 8, 32);
     check_case(1, 14, 11, 48, 12, 16, 16);
@@ -205,5 +255,5 @@ int main(void)
         CHECK(g >= 16 && g % 16 == 0 && Dn % g == 0 &&
               (g == 16 || vc_ss2d_tile_ws_bytes(4, 1000, 700, g, 32) <= VC_TILE_WS_CAP));
     }
-    return tu_finish("test_ss2d_tile");
+    return tu_finish("test_kernels_host");
 }
