@@ -9,6 +9,7 @@
 #include "ops_cuda.cuh"
 #include "gemm_lt.h"
 #include "dwconv_vec.cuh"
+#include "stem_fused.cuh"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -546,6 +547,33 @@ __global__ void layernorm_gelu_kernel(float *x, const float *gamma, const float 
             xr[c] = 0.5f * t * (1.0f + erff(t * 0.70710678118654752f));
         }
     }
+}
+
+__global__ void __launch_bounds__(128)
+stem_conv1_ln_gelu_kernel(const float *__restrict__ x, int x_row0, size_t x_img,
+                          const float *__restrict__ wt, const float *__restrict__ bias,
+                          const float *__restrict__ gamma, const float *__restrict__ beta,
+                          float *__restrict__ mid, int m_row0, int m_rows, unsigned npix, int H,
+                          int W, int Cin, int Cm)
+{
+    stem_conv1_ln_gelu_thread(blockIdx.x * 128u + threadIdx.x, x, x_row0, x_img, wt, bias, gamma,
+                              beta, mid, m_row0, m_rows, npix, H, W, Cin, Cm);
+}
+
+enum wv_status stem_conv1_ln_gelu_cuda(const float *x, int x_row0, size_t x_img, const float *wt,
+                                       const float *bias, const float *gamma, const float *beta,
+                                       float *mid, int m_row0, int m_rows, int nimg, int H, int W,
+                                       int Cin, int Cm, cudaStream_t s)
+{
+    const size_t npix = (size_t)nimg * m_rows * ((W + 1) / 2);
+    if (!npix) return WV_OK;
+    if (Cm > STEM_FUSED_CMAX || Cm % 4 || npix >= ((size_t)1 << 31) || (uintptr_t)wt % 16 ||
+        (uintptr_t)mid % 16)
+        return error_set(WV_EINVAL, "cuda stem conv 1 (fused): Cm %d, %zu pixels", Cm, npix);
+    stem_conv1_ln_gelu_kernel<<<(unsigned)((npix + 127) / 128), 128, 0, s>>>(
+        x, x_row0, x_img, wt, bias, gamma, beta, mid, m_row0, m_rows, (unsigned)npix, H, W, Cin, Cm);
+    CUDA_LAUNCH_TRY("stem_conv1_ln_gelu");
+    return WV_OK;
 }
 
 enum wv_status layernorm_gelu_cuda(float *x, const float *gamma, const float *beta, size_t M,

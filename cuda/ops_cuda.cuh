@@ -17,6 +17,12 @@ extern "C" {
 enum wv_status layernorm_cuda_dt(const float *x, const float *gamma, const float *beta, void *y,
                                  enum wv_dtype dt, size_t M, int C, cudaStream_t s);
 /* x = GELU(LayerNorm(x)) in place, fp32 (same formulas as the two ops in sequence) */
+/* v2 stem conv 1 (3×3/s2 + bias) + LayerNorm + GELU in one pass (cuda/stem_fused.cuh): output
+ * rows [m_row0, m_row0 + m_rows) of nimg images into mid (·, Cm) fp32; wt (9·Cin, Cm) fp32. */
+enum wv_status stem_conv1_ln_gelu_cuda(const float *x, int x_row0, size_t x_img, const float *wt,
+                                       const float *bias, const float *gamma, const float *beta,
+                                       float *mid, int m_row0, int m_rows, int nimg, int H, int W,
+                                       int Cin, int Cm, cudaStream_t s);
 enum wv_status layernorm_gelu_cuda(float *x, const float *gamma, const float *beta, size_t M,
                                    int C, cudaStream_t s);
 /* y (as dt) = GELU(x) */

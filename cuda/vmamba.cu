@@ -26,6 +26,7 @@
 #include "gemm_lt.h"
 #include "ops_cuda.cuh"
 #include "pool.h"
+#include "stem_fused.cuh"
 
 /* Band sizes: VC_BAND_DEFAULT / VC_BAND_MIN in cuda/arena.h. */
 
@@ -63,6 +64,7 @@ struct vmamba_cuda {
     int in_chans, stem_mid;
     float *pe0_w; /* v0 4×4 patch embed (C0, Cin, 4, 4) fp32 */
     void *pe0_wc, *pe5_wc; /* v2 stem convs as GEMM operands (Co, vc_conv_k(Ci)) dtype */
+    float *pe0_wt;         /* v2 stem conv 1 as (9·Cin, Cm) fp32 for the fused kernel, or NULL */
     float *pe0_b, *pe2_w, *pe2_b, *pe5_b, *pe7_w, *pe7_b;
     gstage st[VMAMBA_STAGES];
     float *cls_nw, *cls_nb, *head_w, *head_b;
@@ -87,7 +89,7 @@ static struct vc_model arena_model(const struct vmamba_cuda *m);
 /* ---- loading ------------------------------------------------------------------------------ */
 
 namespace {
-enum conv_kind { K_F32, K_DT, K_NEGEXP, K_CONV, K_T9, K_XPACK };
+enum conv_kind { K_F32, K_DT, K_NEGEXP, K_CONV, K_T9, K_XPACK, K_STEMT };
 struct up_entry {
     const float *src;
     size_t n;
@@ -95,7 +97,8 @@ struct up_entry {
     size_t off;
     void **dst;
     int co, ci; /* K_CONV: (co, ci, 3, 3) → (co, vc_conv_k(ci)), k = (ky·3 + kx)·ci + c;
-                   K_T9: (co, 9) → (9, co); K_XPACK: co = Dn, ci = R (N = 1), pitch below */
+                   K_T9: (co, 9) → (9, co); K_XPACK: co = Dn, ci = R (N = 1), pitch below;
+                   K_STEMT: (co, ci, 3, 3) → (9·ci, co) fp32, row k as K_CONV's column k */
     int pitch;
 };
 struct uploader {
@@ -119,6 +122,11 @@ struct uploader {
         e.push_back({src, (size_t)9 * c, K_T9, bytes, dst, c, 0, 0});
         bytes += cuda_pool_round((size_t)9 * c * sizeof(float));
     }
+    void add_stemt(void **dst, const float *src, int co, int ci)
+    {
+        e.push_back({src, (size_t)9 * ci * co, K_STEMT, bytes, dst, co, ci, 0});
+        bytes += cuda_pool_round((size_t)9 * ci * co * sizeof(float));
+    }
     /* x_proj (4, R + 2, Dn) in the checkpoint's (dt_low, B, C) order → (4, pitch, Dn) as
      * (B, C, dt_low, 0…) for the fast SS2D */
     void add_xpack(void **dst, const float *src, int Dn, int R, int pitch)
@@ -136,6 +144,10 @@ static float up_value(const up_entry &e, size_t q)
     if (e.kind == K_T9) { /* q = tap·C + c */
         const size_t c = q % e.co, tap = q / e.co;
         return e.src[c * 9 + tap];
+    }
+    if (e.kind == K_STEMT) { /* q = k·co + c, k = tap·ci + cin */
+        const size_t c = q % e.co, k = q / e.co, tap = k / e.ci, cin = k % e.ci;
+        return e.src[(c * e.ci + cin) * 9 + tap];
     }
     if (e.kind == K_XPACK) { /* q = (k·pitch + j)·Dn + d */
         const size_t d = q % e.co, row = q / e.co, k = row / e.pitch, j = row % e.pitch;
@@ -187,6 +199,8 @@ static enum wv_status plan_weights(struct vmamba_cuda *m, const struct weights *
         int Cm = m->stem_mid = (int)t->shape[0];
         m->in_chans = (int)t->shape[1];
         up.add_conv(&m->pe0_wc, t->data, Cm, m->in_chans);
+        /* the fused first conv's fp32 weights (cuda/stem_fused.cuh), 1 KB-5 KB */
+        if (Cm <= STEM_FUSED_CMAX && Cm % 4 == 0) up.add_stemt((void **)&m->pe0_wt, t->data, Cm, m->in_chans);
         NEED(m->pe0_b, Cm, K_F32, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.0.bias"));
         NEED(m->pe2_w, Cm, K_F32, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.weight"));
         NEED(m->pe2_b, Cm, K_F32, vmamba_tensor_f32(w, prefix, 1, Cm, 0, 0, 0, "patch_embed.2.bias"));
@@ -275,7 +289,8 @@ static enum wv_status upload_weights(struct vmamba_cuda *m, uploader &up)
     if (!h) return error_set(WV_ENOMEM, "cuda model: %zu bytes of host staging for weights", up.bytes);
     for (const up_entry &e : up.e) {
         char *dst = h + e.off;
-        if (e.kind == K_NEGEXP || e.kind == K_F32 || e.kind == K_T9 || up.dt == WV_DTYPE_F32) {
+        if (e.kind == K_NEGEXP || e.kind == K_F32 || e.kind == K_T9 || e.kind == K_STEMT ||
+            up.dt == WV_DTYPE_F32) {
             for (size_t q = 0; q < e.n; q++) ((float *)dst)[q] = up_value(e, q);
         } else if (up.dt == WV_DTYPE_BF16) {
             for (size_t q = 0; q < e.n; q++) ((__nv_bfloat16 *)dst)[q] = __float2bfloat16_rn(up_value(e, q));
@@ -539,6 +554,14 @@ static enum wv_status conv3s2_gemm(gfwd &f, const float *x, int x_row0, size_t x
     return gemm(f, f.col, wc, bias, y, M, Kp, Co, 0);
 }
 
+/* The fused first stem conv where it applies: opt-in (WV_STEM_FUSED=1) until timed on a GPU,
+ * Cm ≤ 64 and a multiple of 4 (its weights were uploaded), 32-bit pixel indices. */
+static int stem_fused(const struct vmamba_cuda *m, size_t nmid)
+{
+    const char *e = getenv("WV_STEM_FUSED");
+    return e && atoi(e) > 0 && m->pe0_wt && nmid < ((size_t)1 << 31);
+}
+
 static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn read, void *ru,
                                    float *x)
 {
@@ -575,10 +598,17 @@ static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn re
             FITS(f, VC_MID, nmid * Cm);
             T(input_rows(f, read, ru, b0, i0, i1 - i0, H, W, &src));
             T(mark(f, VCP_STEM_CONV));
-            T(conv3s2_gemm(f, src, i0, (size_t)H * W * Cin, m->pe0_wc, m->pe0_b, f.mid, m0,
-                           m1 - m0, ng, H, W, Cin, Cm));
-            T(mark(f, VCP_STEM));
-            T(layernorm_gelu_cuda(f.mid, m->pe2_w, m->pe2_b, nmid, Cm, f.s));
+            if (stem_fused(m, nmid)) {
+                /* conv 1 + LayerNorm + GELU in one pass (cuda/stem_fused.cuh) */
+                T(stem_conv1_ln_gelu_cuda(src, i0, (size_t)H * W * Cin, m->pe0_wt, m->pe0_b,
+                                          m->pe2_w, m->pe2_b, f.mid, m0, m1 - m0, ng, H, W, Cin,
+                                          Cm, f.s));
+            } else {
+                T(conv3s2_gemm(f, src, i0, (size_t)H * W * Cin, m->pe0_wc, m->pe0_b, f.mid, m0,
+                               m1 - m0, ng, H, W, Cin, Cm));
+                T(mark(f, VCP_STEM));
+                T(layernorm_gelu_cuda(f.mid, m->pe2_w, m->pe2_b, nmid, Cm, f.s));
+            }
             float *xo = x + ((size_t)b0 * H0 + r0) * W0 * C0;
             T(mark(f, VCP_STEM_CONV));
             T(conv3s2_gemm(f, f.mid, m0, (size_t)(m1 - m0) * W1 * Cm, m->pe5_wc, m->pe5_b, xo, r0,

@@ -244,6 +244,9 @@ int main(int argc, char **argv)
                              : "chunked (cuda/ss2d.cu)");
     const char *dv = getenv("WV_DWCONV_VEC");
     printf("dwconv: %s\n", dv && atoi(dv) > 0 ? "vectorised (cuda/dwconv_vec.cuh)" : "warp per pixel");
+    const char *sf = getenv("WV_STEM_FUSED");
+    printf("stem conv 1: %s\n", sf && atoi(sf) > 0 ? "fused with LayerNorm + GELU (cuda/stem_fused.cuh)"
+                                                   : "im2col + GEMM, then LayerNorm + GELU");
     printf("reference: the official VMamba (MzeroMiko/VMamba 2ed52ea, its CUDA scan, bf16 autocast) "
            "on an H200, ../shared/anchors/GPU_ANCHORS.md%s\n",
            strstr(p.name, "H200") ? "" : " — NOT this card: ratios are indicative only");

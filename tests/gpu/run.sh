@@ -10,8 +10,9 @@
 # in LOGDIR; a summary table (check, result, figure) is printed last. Without a device every GPU
 # check reports SKIP. Budget: < 8 min on an H100 (the 10k² CPU forward dominates).
 # Env: WV_BIG_SIZE (default 10000), WV_THREADS (default 16), WV_SKIP_BIG=1, WV_SKIP_SANITIZER=1,
-# WV_BENCH=1 (also run gpu_bench; WV_BENCH_CASES, WV_BENCH_TIMEOUT; then WV_DWCONV_VEC=1 gpu_bench
-# --ss2d tile on WV_BENCH_TILE_CASES, default t224,t1024,t10k; WV_BENCH_TILE=0 skips it).
+# WV_BENCH=1 (also run gpu_bench; WV_BENCH_CASES, WV_BENCH_TIMEOUT; then again with the opt-in
+# kernels, WV_DWCONV_VEC=1 WV_STEM_FUSED=1 gpu_bench --ss2d tile, on WV_BENCH_TILE_CASES, default
+# t224,t1024,t10k; WV_BENCH_TILE=0 skips it).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 logs=${1:?usage: run.sh LOGDIR}
@@ -114,32 +115,40 @@ else
     done < <(grep '^RESULT' "$log")
     [ $rc = 0 ] || result "devin-$cfg" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
   done
-  # SS2D variants through the environment, bf16: four channels per thread (WV_SS2D_CPT=4); the
-  # tiled SS2D (WV_SS2D_TILE=1) at 224² (stage 0 in 32² tiles, stages 1-3 fused), on a ragged
-  # non-square map and at 2048² (the two-level carry over its segments); the vectorised depthwise
-  # conv (WV_DWCONV_VEC=1)
-  for spec in "cpt4 WV_SS2D_CPT=4 t-s1l8 --size 224 --batch 8" \
-              "tile WV_SS2D_TILE=1 t-s1l8 --size 224 --batch 8" \
-              "tile-s2 WV_SS2D_TILE=1 t-s2l5 --hw 300,197 --batch 2" \
-              "tile-2048 WV_SS2D_TILE=1 t-s1l8 --size 2048" \
-              "dwvec WV_DWCONV_VEC=1 t-s1l8 --size 224 --batch 8" \
-              "dwvec-s2 WV_DWCONV_VEC=1 t-s2l5 --hw 300,197 --batch 2"; do
-    set -- $spec
-    tag=$1 envset=$2 cfg=$3; shift 3
+  # Kernel variants through the environment, bf16 against the CPU: four channels per thread in
+  # the chunked SS2D (WV_SS2D_CPT=4), and the opt-in kernels not yet timed on a GPU together
+  # ("new": the tiled SS2D, the vectorised dwconv, the fused stem conv) at 224² × 8 (stage 0 in
+  # 32² tiles, stages 1-3 fused), on a ragged non-square map and at 2048² (the two-level carry
+  # over the tile segments). When a "new" check fails, each kernel alone at 224² × 8 says which.
+  newk="WV_SS2D_TILE=1 WV_DWCONV_VEC=1 WV_STEM_FUSED=1"
+  variant() { # tag "ENV=1 ..." config args...
+    local tag=$1 envs=$2 cfg=$3 rc plan
+    shift 3
     log=$logs/devin-$tag.log
-    env "$envset" timeout 300 "$here/gpu_check" --config "$cfg" "$@" --threads "$threads" \
+    env $envs timeout 300 "$here/gpu_check" --config "$cfg" "$@" --threads "$threads" \
       --dtypes bf16 --device-input >"$log" 2>&1
     rc=$?
     while read -r _ name res fig; do
       [ -n "$name" ] && result "devin-$tag-$name" "$res" "$fig"
     done < <(grep '^RESULT' "$log")
     [ $rc = 0 ] || result "devin-$tag" FAIL "rc $rc: $(grep -v '^ ' "$log" | tail -1)"
-    case $tag in tile*)
+    case $envs in *WV_SS2D_TILE=1*)
       plan=$(grep -m1 'ss2d per stage:' "$log" | sed 's/.*ss2d per stage: //')
       if echo "$plan" | grep -q tiled; then result "devin-$tag-plan" PASS "$plan"
-      else result "devin-$tag-plan" FAIL "tiled SS2D not taken: ${plan:-no plan line}"; fi ;;
+      else result "devin-$tag-plan" FAIL "tiled SS2D not taken: ${plan:-no plan line}"; rc=1; fi ;;
     esac
-  done
+    return $rc
+  }
+  variant cpt4 WV_SS2D_CPT=4 t-s1l8 --size 224 --batch 8
+  newfail=0
+  variant new "$newk" t-s1l8 --size 224 --batch 8 || newfail=1
+  variant new-s2 "$newk" t-s2l5 --hw 300,197 --batch 2 || newfail=1
+  variant new-2048 "$newk" t-s1l8 --size 2048 || newfail=1
+  if [ $newfail = 1 ]; then
+    variant tile WV_SS2D_TILE=1 t-s1l8 --size 224 --batch 8
+    variant dwvec WV_DWCONV_VEC=1 t-s1l8 --size 224 --batch 8
+    variant stem WV_STEM_FUSED=1 t-s1l8 --size 224 --batch 8
+  fi
 fi
 
 # 2c. the benchmark (issue 9), when asked: WV_BENCH=1 [WV_BENCH_CASES=t224,t1024,t10k,s2]
@@ -151,11 +160,11 @@ if [ "${WV_BENCH:-0}" = 1 ] && [ $have_gpu = 1 ]; then
     [ -n "$name" ] && result "bench-$name" INFO "$rest"
   done < <(grep '^RESULT' "$log")
   [ $rc = 0 ] || result gpu_bench FAIL "rc $rc: $(tail -1 "$log")"
-  # the opt-in kernels (tiled SS2D, vectorised depthwise conv) on the same cases and weights, to
+  # the opt-in kernels (tiled SS2D, vectorised dwconv, fused stem conv) on the same cases and weights, to
   # compare in one run; the profile separates their sections (WV_BENCH_TILE=0: skip)
   if [ "${WV_BENCH_TILE:-1}" = 1 ]; then
     log=$logs/gpu_bench_tile.log
-    WV_DWCONV_VEC=1 timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" --ss2d tile \
+    WV_DWCONV_VEC=1 WV_STEM_FUSED=1 timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" --ss2d tile \
       --cases "${WV_BENCH_TILE_CASES:-t224,t1024,t10k}" >"$log" 2>&1
     rc=$?
     while read -r _ name rest; do
@@ -196,14 +205,14 @@ elif [ "${WV_SKIP_SANITIZER:-0}" = 1 ]; then
 elif [ -z "$san" ]; then
   result memcheck SKIP "compute-sanitizer not found"
 else
-  # tiny-v2-tile: the opt-in kernels (tiled SS2D, vectorised dwconv), 161×203 (stage 0 41×51 in
+  # tiny-v2-tile: the opt-in kernels (tiled SS2D, vectorised dwconv, fused stem), 161×203 (stage 0 41×51 in
   # 32² tiles: pass 1 / carry / pass 2; the deeper stages fused)
   for cfg in tiny-v2 tiny-v0 tiny-v2-devin tiny-v2-tile; do
     log=$logs/memcheck-$cfg.log
     extra="--hw 45,61 --dtypes f32,bf16" tile=0
     [ $cfg = tiny-v2-devin ] && extra="$extra --device-input"
     [ $cfg = tiny-v2-tile ] && extra="--hw 161,203 --dtypes bf16 --device-input" tile=1
-    WV_SS2D_TILE=$tile WV_DWCONV_VEC=$tile timeout 300 "$san" --tool memcheck --leak-check full --error-exitcode 9 \
+    WV_SS2D_TILE=$tile WV_DWCONV_VEC=$tile WV_STEM_FUSED=$tile timeout 300 "$san" --tool memcheck --leak-check full --error-exitcode 9 \
       "$here/gpu_check" --config "$(echo $cfg | sed 's/-devin$//; s/-tile$//')" --batch 2 --no-cpu \
       $extra >"$log" 2>&1
     rc=$?

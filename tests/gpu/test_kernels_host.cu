@@ -2,7 +2,8 @@
  * test_kernels_host.cu — CUDA kernels whose thread code is __host__ __device__, run on the CPU
  * against the CPU ops: no device needed, so this runs on every build with CUDA (label gpu, never
  * skips). (1) The vectorised depthwise conv + SiLU (cuda/dwconv_vec.cuh), every thread index, vs
- * dwconv3_cpu. (2) The tiled SS2D (cuda/ss2d_tile.cuh) run on the CPU, block by block and
+ * dwconv3_cpu. (2) The fused first stem conv + LayerNorm + GELU (cuda/stem_fused.cuh) vs
+ * conv3s2_cpu and a float64 LayerNorm + GELU, whole images and a row band. (3) The tiled SS2D (cuda/ss2d_tile.cuh) run on the CPU, block by block and
  * phase by phase, against the CPU reference ss2d_scan_merge_cpu. No device needed: the kernel's
  * phases are __host__ __device__ functions and this file's executor runs each phase for every
  * thread of a block in turn (the GPU synchronises the block between phases; with no other
@@ -26,6 +27,7 @@
 
 #include "cuda/dwconv_vec.cuh"
 #include "cuda/ss2d_tile.cuh"
+#include "cuda/stem_fused.cuh"
 
 extern "C" {
 #include "cuda/arena.h"
@@ -206,8 +208,61 @@ static void check_dwconv(int nimg, int H, int W, int C, int with_bias, const cha
     CHECK_MSG(bad == 0, "%zu of %zu values off; worst at %zu: %g", bad, n, worst, ref[worst]);
 }
 
+/* The fused stem conv 1: output rows [m0, m1) of nimg images of H×W×Cin → Cm channels. The
+ * kernel gets the input from row i0 = max(0, 2·m0 - 1), as the forward passes it. */
+static void check_stem(int nimg, int H, int W, int Cin, int Cm, int m0, int m1)
+{
+    const int H1 = (H + 1) / 2, W1 = (W + 1) / 2;
+    std::vector<float> x((size_t)nimg * H * W * Cin), w((size_t)Cm * Cin * 9), wt(w.size()),
+        bias(Cm), gamma(Cm), beta(Cm), conv((size_t)H1 * W1 * Cm);
+    for (auto &v : x) v = frand() * 2.0f;
+    for (auto &v : w) v = frand() * 0.4f;
+    for (int c = 0; c < Cm; c++) bias[c] = 0.3f * frand(), gamma[c] = 1.0f + 0.3f * frand(), beta[c] = 0.2f * frand();
+    for (int c = 0; c < Cm; c++) /* (Cm, Cin, 3, 3) → (9·Cin, Cm) as the upload's K_STEMT */
+        for (int ci = 0; ci < Cin; ci++)
+            for (int tap = 0; tap < 9; tap++)
+                wt[((size_t)tap * Cin + ci) * Cm + c] = w[((size_t)c * Cin + ci) * 9 + tap];
+    const int i0 = 2 * m0 - 1 < 0 ? 0 : 2 * m0 - 1;
+    const unsigned npix = (unsigned)(nimg * (m1 - m0) * W1);
+    std::vector<float> mid((size_t)npix * Cm, NAN);
+    for (unsigned t = 0; t < npix + 3; t++)
+        stem_conv1_ln_gelu_thread(t, x.data() + (size_t)i0 * W * Cin, i0, (size_t)H * W * Cin, wt.data(),
+                                  bias.data(), gamma.data(), beta.data(), mid.data(), m0, m1 - m0, npix,
+                                  H, W, Cin, Cm);
+    double err = 0.0;
+    size_t bad = 0;
+    for (int b = 0; b < nimg; b++) {
+        conv3s2_cpu(x.data() + (size_t)b * H * W * Cin, 0, H, w.data(), bias.data(), conv.data(), 0, H1, H,
+                    W, Cin, Cm);
+        for (int r = m0; r < m1; r++)
+            for (int ox = 0; ox < W1; ox++) {
+                const float *cv = conv.data() + ((size_t)r * W1 + ox) * Cm;
+                double mean = 0.0, var = 0.0;
+                for (int c = 0; c < Cm; c++) mean += cv[c];
+                mean /= Cm;
+                for (int c = 0; c < Cm; c++) var += (cv[c] - mean) * (cv[c] - mean);
+                const double rstd = 1.0 / sqrt(var / Cm + 1e-5);
+                const float *got = mid.data() + (((size_t)b * (m1 - m0) + r - m0) * W1 + ox) * Cm;
+                for (int c = 0; c < Cm; c++) {
+                    const double t = (cv[c] - mean) * rstd * gamma[c] + beta[c];
+                    const double ref = 0.5 * t * (1.0 + erf(t / sqrt(2.0)));
+                    const double e = fabs(got[c] - ref);
+                    if (!(e <= 1e-5 + 1e-5 * fabs(ref))) bad++;
+                    if (!(e <= err)) err = e;
+                }
+            }
+    }
+    printf("stem conv 1 %d×%d×%d×%d → %d, rows %d..%d: max |diff| %.3g%s\n", nimg, H, W, Cin, Cm, m0, m1,
+           err, bad ? "  FAIL" : "");
+    CHECK_MSG(bad == 0, "%zu values off", bad);
+}
+
 int main(void)
 {
+    check_stem(2, 9, 13, 3, 48, 0, 5);  /* whole images, odd sizes */
+    check_stem(1, 40, 22, 3, 64, 7, 13); /* a row band (input from row 13) */
+    check_stem(3, 2, 1, 3, 8, 0, 1);     /* 1 output row and column */
+    check_stem(1, 17, 17, 5, 12, 2, 9);
     check_dwconv<__nv_bfloat16>(3, 5, 7, 24, 1, "bf16");
     check_dwconv<__nv_bfloat16>(1, 1, 1, 8, 1, "bf16");
     check_dwconv<__nv_bfloat16>(2, 1, 9, 16, 0, "bf16");
