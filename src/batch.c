@@ -311,9 +311,23 @@ static enum wv_status lookup_db(struct plan_ctx *pc, size_t *prim, size_t n_prim
 
 /* ---- temp files of dead processes ---------------------------------------------------------------- */
 
+/* A process that has exited: no such pid, or a zombie (exited, not yet reaped). A worker killed
+ * with its batch is reparented to PID 1, and a container's PID 1 may reap late or never (docker
+ * without --init): kill(pid, 0) succeeds on a zombie, and its temp files would stay forever. */
 static int pid_dead(long pid)
 {
-    return pid > 0 && kill((pid_t)pid, 0) && errno == ESRCH;
+    if (pid <= 0) return 0;
+    if (kill((pid_t)pid, 0)) return errno == ESRCH;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* "pid (comm) S ...": the state follows the last ')' (comm may hold spaces and parentheses) */
+    const char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
 }
 
 /* trailing ".tmp.<pid>" or ".wsi-vmamba-probe.<pid>": the pid, else 0 */

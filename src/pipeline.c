@@ -70,13 +70,20 @@ enum wv_status pipeline_check_stop(void)
 
 /* ---- options, open, close ------------------------------------------------------------------ */
 
+int pipeline_auto_readers(enum wv_device device, int threads)
+{
+    if (device != WV_DEVICE_CUDA) return PIPELINE_DEFAULT_READERS;
+    int r = threads / 2;
+    return r < 2 ? 2 : r > PIPELINE_MAX_AUTO_READERS ? PIPELINE_MAX_AUTO_READERS : r;
+}
+
 void pipeline_options_default(struct pipeline_options *o)
 {
     memset(o, 0, sizeof *o);
     o->device = "auto";
     o->dtype = WV_DTYPE_F32;
     o->threads = 0;
-    o->readers = PIPELINE_DEFAULT_READERS;
+    o->readers = 0; /* automatic: pipeline_auto_readers */
     o->queue = PIPELINE_DEFAULT_QUEUE;
     o->overlap_px = -1;
     o->lesion_threshold = 0.5f;
@@ -95,6 +102,8 @@ struct pipeline {
     double target_mpp;
     struct progress prog;
 };
+
+int pipeline_readers(const struct pipeline *p) { return p->o.readers; }
 
 const char *pipeline_device_desc(const struct pipeline *p)
 {
@@ -120,7 +129,7 @@ enum wv_status pipeline_open(const char *model_path, const struct pipeline_optio
     *out = NULL;
     *what = NULL;
     if (!o->out_dir || !o->out_dir[0]) return error_set(WV_EINVAL, "no output folder given");
-    if (o->readers < 1 || o->readers > 64)
+    if (o->readers > 64) /* ≤ 0: automatic */
         return error_set(WV_EINVAL, "--readers %d: must be in [1, 64]", o->readers);
     if (o->queue < 1 || o->queue > 64)
         return error_set(WV_EINVAL, "--queue %d: must be in [1, 64]", o->queue);
@@ -148,6 +157,11 @@ enum wv_status pipeline_open(const char *model_path, const struct pipeline_optio
     progress_init(&p->prog, stderr, o->quiet);
     enum wv_status st;
     if ((st = device_select(o->device ? o->device : "auto", &p->dc))) goto fail;
+    if (p->o.readers <= 0) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        p->o.readers = pipeline_auto_readers(p->dc.device, o->threads > 0 ? o->threads
+                                                          : nc > 0 ? (int)nc : 1);
+    }
     if ((st = model_file_load(model_path, &p->model))) {
         *what = model_path;
         goto fail;
@@ -207,7 +221,7 @@ enum wv_status pipeline_open(const char *model_path, const struct pipeline_optio
                  p->target_mpp, (long long)p->region_px, (long long)region,
                  (long long)p->overlap_px, PIPELINE_CELL_PX, o->mpp,
                  encoder_device_name(p->enc), wv_dtype_name(o->dtype),
-                 encoder_backend(p->enc)->threads, o->readers, o->queue,
+                 encoder_backend(p->enc)->threads, p->o.readers, o->queue,
                  (double)o->lesion_threshold, o->save_features ? "true" : "false",
                  mm->trained ? "true" : "false");
         if ((st = resultsdb_run_begin(p->db, WV_VERSION_STRING, p->model->sha256, params,

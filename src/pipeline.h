@@ -38,9 +38,18 @@
 #include "error.h"
 
 #define PIPELINE_CELL_PX 32          /* target px per heatmap cell: the backbone's stride */
-#define PIPELINE_DEFAULT_READERS 2   /* reader threads: decoding keeps up with a CPU encoder */
+#define PIPELINE_DEFAULT_READERS 2   /* reader threads on the CPU: decoding keeps up with its encoder */
+#define PIPELINE_MAX_AUTO_READERS 8  /* cap of the automatic count with a GPU */
 #define PIPELINE_DEFAULT_QUEUE 3     /* region buffers: one being encoded, two read ahead */
 #define PIPELINE_READ_BAND 1024      /* target px rows per slide read: a stop is seen within one band */
+
+/* Reader threads when the options leave it automatic: PIPELINE_DEFAULT_READERS on the CPU (the
+ * encoder needs the cores, and two decoders keep up with it); with a GPU the encoder is ~20×
+ * faster and the compute threads mostly idle, so the readers set the pace: half the compute
+ * threads, 2 to PIPELINE_MAX_AUTO_READERS (an H200 host with 16 cores waited 48 % of a slide
+ * for 8 readers before they shared bands, docs/benchmarks.md). `threads` is the compute thread
+ * count the pipeline will use (the batch divides the cores among its workers first). */
+int pipeline_auto_readers(enum wv_device device, int threads);
 
 struct pipeline_options {
     const char *out_dir;        /* output folder (created if missing) — required */
@@ -48,7 +57,7 @@ struct pipeline_options {
                                    this build has CUDA and one is present, else the CPU) */
     enum wv_dtype dtype;        /* GPU GEMM storage (default f32) */
     int threads;                /* compute threads, ≤ 0 = all cores */
-    int readers;                /* reader threads ≥ 1 */
+    int readers;                /* reader threads ≥ 1; ≤ 0 = automatic (pipeline_auto_readers) */
     int queue;                  /* region buffers ≥ 1 */
     double mpp;                 /* level-0 µm/px override, 0 = the slide's own */
     int64_t region_px;          /* region side, target px; 0 = the model's (rounded down to 32) */
@@ -94,6 +103,8 @@ enum wv_status pipeline_open(const char *model_path, const struct pipeline_optio
                              struct pipeline **out, const char **what);
 
 /* "cpu" or "cuda:0 (NVIDIA …)" */
+/* Reader threads the pipeline runs (the automatic count resolved at open). */
+int pipeline_readers(const struct pipeline *p);
 const char *pipeline_device_desc(const struct pipeline *p);
 
 /* Analyse one slide (see the file comment). On failure the status and message are returned

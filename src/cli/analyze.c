@@ -41,7 +41,8 @@ static void usage(FILE *out)
             "                        (default f32; the CPU always computes fp32)\n"
             "  --threads N           compute threads (default: all cores); results do not\n"
             "                        depend on it\n"
-            "  --readers N           slide reader threads (default %d)\n"
+            "  --readers N           slide reader threads (default: %d on the CPU; with a GPU\n"
+            "                        half the compute threads, 2 to %d)\n"
             "  --queue N             region buffers in flight, each (region + 2·overlap)² × 3\n"
             "                        bytes (default %d)\n"
             "  --mpp X               level-0 pixel size, µm/px, for slides whose file lacks it\n"
@@ -66,7 +67,7 @@ static void usage(FILE *out)
             "  -h, --help            this text\n\n"
             "Exit status: 0 every slide done, 1 a slide or the setup failed, 2 usage,\n"
             "130/143 interrupted by SIGINT/SIGTERM (the slide is recorded failed).\n",
-            PIPELINE_DEFAULT_READERS, PIPELINE_DEFAULT_QUEUE, PIPELINE_CELL_PX,
+            PIPELINE_DEFAULT_READERS, PIPELINE_MAX_AUTO_READERS, PIPELINE_DEFAULT_QUEUE, PIPELINE_CELL_PX,
             PLAN_HALO_MULTIPLE);
 }
 
@@ -191,7 +192,7 @@ static int run(int argc, char **argv)
                     "region)\n",
                     res.slide_id, res.seconds_read, res.seconds_encode, res.seconds_head,
                     res.seconds_write, res.seconds_total, res.seconds_setup,
-                    res.seconds_readers, res.seconds_wait, o.readers);
+                    res.seconds_readers, res.seconds_wait, pipeline_readers(p));
         if (!o.quiet && o.check_streaming)
             printf("%s: streaming check: max |chunked - one pass| = %g (tolerance 1e-5)\n",
                    res.slide_id, res.streaming_max_diff);

@@ -46,8 +46,9 @@ static void usage(FILE *out)
             "  --readers N, --queue N, --mpp X, --region N, --overlap N, --save-features,\n"
             "  --png-dir, --lesion-threshold P\n"
             "                        per-slide options as in `wsi-vmamba analyze --help`\n"
-            "                        (defaults: readers %d, queue %d, region and overlap the\n"
-            "                        model's, overlap a multiple of %d)\n"
+            "                        (defaults: readers %d on the CPU, with a GPU half of each\n"
+            "                        worker's threads (2 to %d); queue %d; region and overlap\n"
+            "                        the model's, overlap a multiple of %d)\n"
             "  --quiet               no progress lines and no summary\n"
             "  -h, --help            this text\n\n"
             "Progress (stderr): one line per finished slide with done/failed/remaining, slides\n"
@@ -55,7 +56,8 @@ static void usage(FILE *out)
             "Exit status: 0 every slide of this shard done, 1 a slide failed (now or earlier and\n"
             "not retried) or an input entry had an error or the setup failed, 2 usage,\n"
             "130/143 interrupted by SIGINT/SIGTERM (the slides in progress are redone next run).\n",
-            PIPELINE_DEFAULT_READERS, PIPELINE_DEFAULT_QUEUE, PLAN_HALO_MULTIPLE);
+            PIPELINE_DEFAULT_READERS, PIPELINE_MAX_AUTO_READERS, PIPELINE_DEFAULT_QUEUE,
+            PLAN_HALO_MULTIPLE);
 }
 
 static int run(int argc, char **argv)

@@ -272,9 +272,26 @@ static void test_rgb_to_input(void)
     }
 }
 
+/* The automatic reader count: 2 on the CPU whatever the threads; with a GPU half the compute
+ * threads, clamped to [2, PIPELINE_MAX_AUTO_READERS]. */
+static void test_auto_readers(void)
+{
+    static const int threads[] = {1, 2, 3, 4, 5, 10, 16, 17, 64, 256};
+    static const int cuda[] = {2, 2, 2, 2, 2, 5, 8, 8, 8, 8};
+    for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+        CHECK(pipeline_auto_readers(WV_DEVICE_CPU, threads[i]) == PIPELINE_DEFAULT_READERS);
+        CHECK_MSG(pipeline_auto_readers(WV_DEVICE_CUDA, threads[i]) == cuda[i], "%d threads: %d",
+                  threads[i], pipeline_auto_readers(WV_DEVICE_CUDA, threads[i]));
+    }
+    struct pipeline_options o;
+    pipeline_options_default(&o);
+    CHECK(o.readers <= 0); /* automatic unless set */
+}
+
 int main(void)
 {
     test_rgb_to_input();
+    test_auto_readers();
     char dir[512];
     snprintf(dir, sizeof dir, "%s/test_pipeline", tu_tmp());
     char cmd[1200];
