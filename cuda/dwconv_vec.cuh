@@ -1,7 +1,8 @@
 /*
  * dwconv_vec.cuh — depthwise 3×3 (padding 1) + bias + SiLU over whole NHWC maps stored in a
  * 16-bit dtype, one thread per (pixel, 8 channels): the in_proj → u step of every v2 block on the
- * fast path (opt-in: WV_DWCONV_VEC=1 until it has been timed on a GPU; ops.cu dispatches).
+ * fast path (switch WV_DWCONV_VEC, cuda/knobs.h, until it has been timed on a GPU; ops.cu
+ * dispatches).
  *
  * Why: the warp-per-pixel kernel (ops.cu, dwconv3_silu_map_kernel) issues per output value nine
  * 2-byte loads of the input, nine 4-byte loads of the weights, the FMAs, an expf and a 2-byte

@@ -9,6 +9,7 @@
 #include "ops_cuda.cuh"
 #include "gemm_lt.h"
 #include "dwconv_vec.cuh"
+#include "knobs.h"
 #include "stem_fused.cuh"
 
 #include <stdio.h>
@@ -247,12 +248,11 @@ dwconv3_silu_vec_kernel(const T *__restrict__ x, const float *__restrict__ w,
 }
 
 /* The vectorised kernel (cuda/dwconv_vec.cuh) where it applies: 16-bit in and out, C % 8 == 0,
- * 16-byte aligned operands, 32-bit indices; opt-in (WV_DWCONV_VEC=1) until timed on a GPU. */
+ * 16-byte aligned operands, 32-bit indices; switch WV_DWCONV_VEC (cuda/knobs.h). */
 static int dwconv_vec_ok(const void *x, enum wv_dtype x_dt, const float *w, const float *bias,
                          const void *y, enum wv_dtype dt, size_t npix, int C)
 {
-    const char *e = getenv("WV_DWCONV_VEC");
-    if (!e || atoi(e) <= 0) return 0;
+    if (!wv_knob(WV_KNOB_DWCONV_VEC, WV_KNOB_DWCONV_VEC_DEFAULT)) return 0;
     const uintptr_t a = (uintptr_t)x | (uintptr_t)y | (uintptr_t)w | (uintptr_t)bias;
     return x_dt == dt && dt != WV_DTYPE_F32 && C % 8 == 0 && a % 16 == 0 &&
            npix * (size_t)(C / 8) < ((size_t)1 << 31);

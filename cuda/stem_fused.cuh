@@ -1,7 +1,8 @@
 /*
  * stem_fused.cuh — the v2 stem's first conv (3×3, stride 2, padding 1, Cin → Cm, + bias), its
  * LayerNorm and GELU in one pass: one thread per output pixel, all Cm channels in registers
- * (opt-in: WV_STEM_FUSED=1 until it has been timed on a GPU; cuda/vmamba.cu dispatches).
+ * (switch WV_STEM_FUSED, cuda/knobs.h, until it has been timed on a GPU; cuda/vmamba.cu
+ * dispatches).
  *
  * Why: the stem took 3.9 ms of a 46 ms forward at 224² × 256 on the H200 (~3× its traffic floor).
  * Its first conv ran as im2col (a 32-wide bf16 column row per pixel: 205 MB written and read),

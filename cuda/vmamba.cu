@@ -24,6 +24,7 @@
 
 #include "arena.h"
 #include "gemm_lt.h"
+#include "knobs.h"
 #include "ops_cuda.cuh"
 #include "pool.h"
 #include "stem_fused.cuh"
@@ -401,9 +402,9 @@ static struct vc_model arena_model(const struct vmamba_cuda *m)
     }
     a.dtype = m->opt.dtype;
     a.scan_chunk = m->opt.scan_chunk;
-    /* the tiled SS2D is opt-in until it has been timed on a GPU (docs/gpu.md) */
-    const char *te = getenv("WV_SS2D_TILE");
-    a.scan_tile = m->opt.scan_tile || (te && atoi(te) > 0);
+    /* the tiled SS2D: the option, or the switch WV_SS2D_TILE (cuda/knobs.h) */
+    a.scan_tile = m->opt.scan_tile > 0 ||
+                  (m->opt.scan_tile == 0 && wv_knob(WV_KNOB_SS2D_TILE, WV_KNOB_SS2D_TILE_DEFAULT));
     return a;
 }
 
@@ -554,12 +555,12 @@ static enum wv_status conv3s2_gemm(gfwd &f, const float *x, int x_row0, size_t x
     return gemm(f, f.col, wc, bias, y, M, Kp, Co, 0);
 }
 
-/* The fused first stem conv where it applies: opt-in (WV_STEM_FUSED=1) until timed on a GPU,
+/* The fused first stem conv where it applies: switch WV_STEM_FUSED (cuda/knobs.h),
  * Cm ≤ 64 and a multiple of 4 (its weights were uploaded), 32-bit pixel indices. */
 static int stem_fused(const struct vmamba_cuda *m, size_t nmid)
 {
-    const char *e = getenv("WV_STEM_FUSED");
-    return e && atoi(e) > 0 && m->pe0_wt && nmid < ((size_t)1 << 31);
+    return wv_knob(WV_KNOB_STEM_FUSED, WV_KNOB_STEM_FUSED_DEFAULT) && m->pe0_wt &&
+           nmid < ((size_t)1 << 31);
 }
 
 static enum wv_status stem_forward(gfwd &f, int H, int W, vmamba_read_rows_fn read, void *ru,

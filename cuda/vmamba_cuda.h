@@ -36,7 +36,8 @@ struct vmamba_cuda_options {
     size_t band_pixels;  /* stage-0 pixels per band (deeper stages: same bytes); 0 = 128 Ki */
     int scan_chunk;      /* tokens per scan chunk; 0 = default */
     int scan_tile;       /* 1: tiled SS2D (cuda/ss2d_tile.cuh) for the bf16 stages that allow it;
-                            0: the chunked kernels unless the environment has WV_SS2D_TILE=1 */
+                            -1: the chunked kernels; 0: as the switch WV_SS2D_TILE says
+                            (cuda/knobs.h) */
     int verbose;         /* print arena sizes on stderr */
     int profile;         /* time the forward's sections with CUDA events (vmamba_cuda_profile) */
 };

@@ -25,6 +25,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda/backend_cuda.h"
+#include "cuda/knobs.h"
 #include "cuda/vmamba_cuda.h"
 #include "src/vmamba.h"
 
@@ -105,7 +106,7 @@ struct result {
 };
 
 static int g_chunk; /* --chunk: scan chunk (0 = the forward's choice) */
-static int g_tile;  /* --ss2d tile: the tiled SS2D (also WV_SS2D_TILE=1) */
+static int g_tile;  /* --ss2d tile|chunk: 1 / -1; 0: the switch WV_SS2D_TILE (cuda/knobs.h) */
 
 static int run_case(const struct cfgdef *d, enum wv_dtype dt, int B, int H, int W, int warm,
                     int reps, int profile, struct result *r)
@@ -220,7 +221,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--no-profile")) profile = 0;
         else if (!strcmp(a, "--chunk") && v) g_chunk = atoi(v), i++;
         else if (!strcmp(a, "--ss2d") && v && (!strcmp(v, "tile") || !strcmp(v, "chunk")))
-            g_tile = !strcmp(v, "tile"), i++;
+            g_tile = !strcmp(v, "tile") ? 1 : -1, i++;
         else {
             fprintf(stderr, "usage: gpu_bench [--cases t224,t1024,t10k,s2|all] [--reps R] [--warmup W] "
                             "[--dtype bf16|f16|f32] [--no-profile] [--chunk N] [--ss2d chunk|tile]\n");
@@ -238,15 +239,12 @@ int main(int argc, char **argv)
     printf("device: %s (sm_%d%d, %.1f GB, %d SMs); dtype %s; median of %d after %d warm-ups\n",
            p.name, p.major, p.minor, p.totalGlobalMem / 1e9, p.multiProcessorCount,
            wv_dtype_name(dt), reps, warm);
-    const char *te = getenv("WV_SS2D_TILE");
-    printf("ss2d: %s\n", g_tile || (te && atoi(te) > 0)
-                             ? "tiled (cuda/ss2d_tile.cuh; profile: pass 1 = scan, pass 2 / fused = scan rows)"
-                             : "chunked (cuda/ss2d.cu)");
-    const char *dv = getenv("WV_DWCONV_VEC");
-    printf("dwconv: %s\n", dv && atoi(dv) > 0 ? "vectorised (cuda/dwconv_vec.cuh)" : "warp per pixel");
-    const char *sf = getenv("WV_STEM_FUSED");
-    printf("stem conv 1: %s\n", sf && atoi(sf) > 0 ? "fused with LayerNorm + GELU (cuda/stem_fused.cuh)"
-                                                   : "im2col + GEMM, then LayerNorm + GELU");
+    const int tile = g_tile > 0 || (g_tile == 0 && wv_knob(WV_KNOB_SS2D_TILE, WV_KNOB_SS2D_TILE_DEFAULT));
+    printf("kernels: ss2d %s; dwconv %s; stem conv 1 %s (cuda/knobs.h)\n",
+           tile ? "tiled (profile: pass 1 = scan, pass 2 / fused = scan rows)" : "chunked",
+           wv_knob(WV_KNOB_DWCONV_VEC, WV_KNOB_DWCONV_VEC_DEFAULT) ? "vectorised" : "warp per pixel",
+           wv_knob(WV_KNOB_STEM_FUSED, WV_KNOB_STEM_FUSED_DEFAULT) ? "fused with LayerNorm + GELU"
+                                                                   : "im2col + GEMM");
     printf("reference: the official VMamba (MzeroMiko/VMamba 2ed52ea, its CUDA scan, bf16 autocast) "
            "on an H200, ../shared/anchors/GPU_ANCHORS.md%s\n",
            strstr(p.name, "H200") ? "" : " — NOT this card: ratios are indicative only");

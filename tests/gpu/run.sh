@@ -154,14 +154,16 @@ fi
 # 2c. the benchmark (issue 9), when asked: WV_BENCH=1 [WV_BENCH_CASES=t224,t1024,t10k,s2]
 if [ "${WV_BENCH:-0}" = 1 ] && [ $have_gpu = 1 ]; then
   log=$logs/gpu_bench.log
-  timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" --cases "${WV_BENCH_CASES:-all}" >"$log" 2>&1
+  WV_DWCONV_VEC=0 WV_STEM_FUSED=0 timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" --ss2d chunk \
+    --cases "${WV_BENCH_CASES:-all}" >"$log" 2>&1
   rc=$?
   while read -r _ name rest; do
     [ -n "$name" ] && result "bench-$name" INFO "$rest"
   done < <(grep '^RESULT' "$log")
   [ $rc = 0 ] || result gpu_bench FAIL "rc $rc: $(tail -1 "$log")"
-  # the opt-in kernels (tiled SS2D, vectorised dwconv, fused stem conv) on the same cases and weights, to
-  # compare in one run; the profile separates their sections (WV_BENCH_TILE=0: skip)
+  # first run: the kernels the switches of cuda/knobs.h replace, forced off; second: the switched
+  # kernels (tiled SS2D, vectorised dwconv, fused stem conv) forced on, same cases and weights —
+  # the per-section profile separates them (WV_BENCH_TILE=0: skip the second)
   if [ "${WV_BENCH_TILE:-1}" = 1 ]; then
     log=$logs/gpu_bench_tile.log
     WV_DWCONV_VEC=1 WV_STEM_FUSED=1 timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" --ss2d tile \
