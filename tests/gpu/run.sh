@@ -151,29 +151,25 @@ else
   fi
 fi
 
-# 2c. the benchmark (issue 9), when asked: WV_BENCH=1 [WV_BENCH_CASES=t224,t1024,t10k,s2]
-if [ "${WV_BENCH:-0}" = 1 ] && [ $have_gpu = 1 ]; then
-  log=$logs/gpu_bench.log
-  WV_DWCONV_VEC=0 WV_STEM_FUSED=0 timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" --ss2d chunk \
-    --cases "${WV_BENCH_CASES:-all}" >"$log" 2>&1
+# 2c. the benchmark (issue 9), when asked: WV_BENCH=1 [WV_BENCH_CASES=t224,t1024,t10k,s2]. First
+#     run: the kernels that the switches of cuda/knobs.h replace, forced; second: the switched
+#     kernels (tiled SS2D, vectorised dwconv, fused stem conv) forced on, same cases and weights —
+#     the per-section profile separates them (WV_BENCH_TILE=0 skips the second)
+bench() { # tag "ENV=0 ..." gpu_bench args...
+  local tag=$1 envs=$2 rc
+  shift 2
+  log=$logs/gpu_$tag.log
+  env $envs timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" "$@" >"$log" 2>&1
   rc=$?
   while read -r _ name rest; do
-    [ -n "$name" ] && result "bench-$name" INFO "$rest"
+    [ -n "$name" ] && result "$tag-$name" INFO "$rest"
   done < <(grep '^RESULT' "$log")
-  [ $rc = 0 ] || result gpu_bench FAIL "rc $rc: $(tail -1 "$log")"
-  # first run: the kernels the switches of cuda/knobs.h replace, forced off; second: the switched
-  # kernels (tiled SS2D, vectorised dwconv, fused stem conv) forced on, same cases and weights —
-  # the per-section profile separates them (WV_BENCH_TILE=0: skip the second)
-  if [ "${WV_BENCH_TILE:-1}" = 1 ]; then
-    log=$logs/gpu_bench_tile.log
-    WV_DWCONV_VEC=1 WV_STEM_FUSED=1 timeout "${WV_BENCH_TIMEOUT:-400}" "$here/gpu_bench" --ss2d tile \
-      --cases "${WV_BENCH_TILE_CASES:-t224,t1024,t10k}" >"$log" 2>&1
-    rc=$?
-    while read -r _ name rest; do
-      [ -n "$name" ] && result "bench-tile-$name" INFO "$rest"
-    done < <(grep '^RESULT' "$log")
-    [ $rc = 0 ] || result gpu_bench_tile FAIL "rc $rc: $(tail -1 "$log")"
-  fi
+  [ $rc = 0 ] || result "gpu_$tag" FAIL "rc $rc: $(tail -1 "$log")"
+}
+if [ "${WV_BENCH:-0}" = 1 ] && [ $have_gpu = 1 ]; then
+  bench bench "WV_DWCONV_VEC=0 WV_STEM_FUSED=0" --ss2d chunk --cases "${WV_BENCH_CASES:-all}"
+  [ "${WV_BENCH_TILE:-1}" = 1 ] && bench bench-tile "WV_DWCONV_VEC=1 WV_STEM_FUSED=1" --ss2d tile \
+    --cases "${WV_BENCH_TILE_CASES:-t224,t1024,t10k}"
 fi
 
 # 3. one big region: VMamba-T[s1l8], random weights (written to a safetensors file) and input,
