@@ -14,6 +14,7 @@
  */
 #include <math.h>
 
+#include "cuda/knobs.h"
 #include "cuda/vmamba_cuda.h"
 #include "golden/golden_io.h"
 #include "gpu_test.h"
@@ -185,9 +186,14 @@ static void test_random(enum vmamba_family fam, int B, int H, int W)
         weights_free(w);
         return;
     }
-    for (int t = 0; t < 2; t++) {
+    /* t = 0 f32, 1 bf16, 2 bf16 with the switched kernels of cuda/knobs.h on (tiled SS2D,
+     * vectorised dwconv, fused stem conv; band 97 makes the stem run in row bands) */
+    for (int t = 0; t < 3; t++) {
         struct vmamba_cuda_options opt = {.dtype = t ? WV_DTYPE_BF16 : WV_DTYPE_F32,
-                                          .band_pixels = 97, .scan_chunk = 16};
+                                          .band_pixels = 97, .scan_chunk = 16,
+                                          .scan_tile = t == 2 ? 1 : -1};
+        setenv(WV_KNOB_DWCONV_VEC, t == 2 ? "1" : "0", 1);
+        setenv(WV_KNOB_STEM_FUSED, t == 2 ? "1" : "0", 1);
         struct vmamba_cuda *m = NULL;
         if (!forward_ok(vmamba_cuda_create(w, "", &opt, &m), "create", fn, wv_dtype_name(opt.dtype)))
             continue;
@@ -202,17 +208,20 @@ static void test_random(enum vmamba_family fam, int B, int H, int W)
         double tol = t ? 5e-2 : 1e-4;
         for (int i = 0; i < gcap.n && i < ccap.n; i++) {
             char label[96];
-            snprintf(label, sizeof label, "gpu %s %s %dx%dx%d %s", wv_dtype_name(opt.dtype), fn, B,
-                     H, W, gcap.name[i]);
+            snprintf(label, sizeof label, "gpu %s%s %s %dx%dx%d %s", wv_dtype_name(opt.dtype),
+                     t == 2 ? " switched" : "", fn, B, H, W, gcap.name[i]);
             CHECK(!strcmp(gcap.name[i], ccap.name[i]) && gcap.len[i] == ccap.len[i]);
             if (gcap.len[i] == ccap.len[i]) gt_compare(label, gcap.map[i], ccap.map[i], gcap.len[i], tol);
         }
         char label[96];
-        snprintf(label, sizeof label, "gpu %s %s logits", wv_dtype_name(opt.dtype), fn);
+        snprintf(label, sizeof label, "gpu %s%s %s logits", wv_dtype_name(opt.dtype),
+                 t == 2 ? " switched" : "", fn);
         tu_check_tensor(label, lgpu, lcpu, (size_t)B * cfg.num_classes, t ? 5e-2 : 1e-4, t ? 5e-2 : 0);
         cap_free(&gcap);
         vmamba_cuda_free(m);
     }
+    unsetenv(WV_KNOB_DWCONV_VEC);
+    unsetenv(WV_KNOB_STEM_FUSED);
     cap_free(&ccap);
     free(x);
     vmamba_free(cpu);
@@ -259,6 +268,7 @@ int main(void)
     test_golden(WV_DTYPE_BF16);
     test_random(VMAMBA_V2, 2, 37, 53);
     test_random(VMAMBA_V2, 1, 1, 1);
+    test_random(VMAMBA_V2, 2, 161, 203); /* stage 0 41×51: the tiled SS2D in several tiles */
     test_random(VMAMBA_V0, 2, 45, 61);
     test_random(VMAMBA_V0, 1, 4, 7);
     test_oom();
