@@ -82,7 +82,7 @@ template <typename TU> TL_HD float tl_load1(const TU *p)
 template <typename TU> TL_HD void tl_unpack(uint4 v, float *o)
 {
     const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-TL_UNROLL
+    TL_UNROLL
     for (int i = 0; i < 4; i++) {
         o[2 * i] = tl_cvt<TU>::f(w[i] & 0xffffu);
         o[2 * i + 1] = tl_cvt<TU>::f(w[i] >> 16);

@@ -178,7 +178,7 @@ TL_HD void tl_walk(const TU *us, float *ys, int ui, int tstep, const TU *xr, lon
     constexpr int JMAX = (RMAX + 2 + 7) / 8;
     const int nv = Pp / 8;
     uint4 cv[JMAX];
-TL_UNROLL
+    TL_UNROLL
     for (int j = 0; j < JMAX; j++)
         cv[j] = j < nv ? tl_ldg(reinterpret_cast<const uint4 *>(xr) + j) : make_uint4(0, 0, 0, 0);
     float cu = tl_load1(us + ui);
@@ -187,18 +187,18 @@ TL_UNROLL
         float nu = 0.0f;
         if (i + 1 < n) {
             const uint4 *row = reinterpret_cast<const uint4 *>(xr + xstep);
-TL_UNROLL
+            TL_UNROLL
             for (int j = 0; j < JMAX; j++) nx[j] = j < nv ? tl_ldg(row + j) : make_uint4(0, 0, 0, 0);
             nu = tl_load1(us + ui + tstep);
         } else {
-TL_UNROLL
+            TL_UNROLL
             for (int j = 0; j < JMAX; j++) nx[j] = make_uint4(0, 0, 0, 0);
         }
         float xv[JMAX * 8];
-TL_UNROLL
+        TL_UNROLL
         for (int j = 0; j < JMAX; j++) tl_unpack<TU>(cv[j], xv + 8 * j);
         float dt = bias;
-TL_UNROLL
+        TL_UNROLL
         for (int r = 0; r < RMAX; r++) dt = fmaf(wr[r], xv[2 + r], dt);
         dt = tl_softplus(dt);
         const float x = dt * Ak;
@@ -208,7 +208,7 @@ TL_UNROLL
             const float o = xv[1] * h + Dk * cu;
             ys[ui] = ymode == 1 ? o : ys[ui] + o;
         }
-TL_UNROLL
+        TL_UNROLL
         for (int j = 0; j < JMAX; j++) cv[j] = nx[j];
         cu = nu;
         ui += tstep;
@@ -226,7 +226,7 @@ TL_HD float2 tl_run(const ss2d_tile_args<TU> &a, const ss2d_tile_pos &p, int k, 
     if (!sg.ok) return make_float2(0.0f, 0.0f);
     const size_t kd = (size_t)k * a.Dn + d;
     float wr[RMAX];
-TL_UNROLL
+    TL_UNROLL
     for (int r = 0; r < RMAX; r++) wr[r] = r < a.R ? a.dt_w[kd * a.R + r] : 0.0f;
     const TU *xr = a.xdbl +
                    ((((size_t)p.b * a.H + p.y0 + sg.r) * a.W + p.x0 + sg.x) * SS2D_K + k) * a.Pp;
