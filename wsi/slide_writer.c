@@ -2,19 +2,24 @@
  * slide_writer.c — pyramidal tiled TIFF writer (contract: slide_writer.h; file layouts:
  * CAMELYON16_PROTOCOL.md §4.2). One TIFF handle per call; libtiff messages are captured per
  * handle through TIFFOpenExt's error handler, so concurrent writers never share a buffer.
- * Tiles are rendered in parallel batches (OpenMP) and written in order from this thread.
+ * Tiles are rendered in parallel batches (OpenMP) and written in order from this thread; JPEG
+ * tiles are also encoded in the parallel part (libjpeg, one complete stream per tile, written raw)
+ * — libtiff's encoder ran on the writing thread and was a third of a large slide's time.
  */
 #include "slide_writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tiffio.h>
 #include <unistd.h>
+
+#include <jpeglib.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -123,6 +128,65 @@ enum wv_status slide_writer_levels(const struct slide_writer_opts *o, int *n_lev
     return WV_OK;
 }
 
+/* ---- JPEG tiles, encoded on the rendering threads ------------------------------------------------
+ * libtiff's own JPEG encoder runs inside TIFFWriteEncodedTile, on the one thread that writes. Here
+ * each tile is compressed where it was rendered, as one complete JPEG stream (its own tables, no
+ * JPEGTables tag: TIFF 6 technote 2 allows both, and OpenSlide and libtiff read both), with
+ * libtiff's settings for PHOTOMETRIC YCbCr + JPEGCOLORMODE RGB — RGB in, YCbCr 2×2 subsampled,
+ * jpeg_set_quality(q, FALSE), no JFIF / Adobe markers — so the decoded pixels are the same as
+ * before. The stream goes to the file with TIFFWriteRawTile, in tile order. */
+struct jpeg_err {
+    struct jpeg_error_mgr mgr;
+    jmp_buf jb;
+};
+static void jpeg_err_exit(j_common_ptr ci)
+{
+    longjmp(((struct jpeg_err *)ci->err)->jb, 1);
+}
+
+/* Compress a tp × tp RGB tile; *out (malloc'd by libjpeg's memory destination, free()) and *n.
+ * WV_ENOMEM / WV_EIO on a libjpeg error. */
+static enum wv_status jpeg_tile(const uint8_t *rgb, int tp, int quality, unsigned char **out,
+                                unsigned long *n)
+{
+    struct jpeg_compress_struct ci;
+    struct jpeg_err je;
+    /* volatile: read after longjmp */
+    unsigned char *volatile buf = NULL;
+    *out = NULL;
+    *n = 0;
+    ci.err = jpeg_std_error(&je.mgr);
+    je.mgr.error_exit = jpeg_err_exit;
+    if (setjmp(je.jb)) {
+        jpeg_destroy_compress(&ci);
+        free(buf);
+        return WV_EIO;
+    }
+    jpeg_create_compress(&ci);
+    unsigned char *mb = NULL;
+    unsigned long mn = 0;
+    jpeg_mem_dest(&ci, &mb, &mn);
+    ci.image_width = (JDIMENSION)tp;
+    ci.image_height = (JDIMENSION)tp;
+    ci.input_components = 3;
+    ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci); /* YCbCr, luma sampled 2×2 */
+    jpeg_set_quality(&ci, quality, FALSE);
+    ci.write_JFIF_header = FALSE;
+    ci.write_Adobe_marker = FALSE;
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)ci.next_scanline * tp * 3);
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    buf = mb;
+    jpeg_destroy_compress(&ci);
+    *out = buf;
+    *n = mn;
+    return WV_OK;
+}
+
 /* Tags shared by every directory that holds pixels. */
 static void set_pixel_tags(TIFF *t, const struct slide_writer_opts *o, int64_t w, int64_t h,
                            enum slide_writer_codec codec)
@@ -141,6 +205,8 @@ static void set_pixel_tags(TIFF *t, const struct slide_writer_opts *o, int64_t w
         TIFFSetField(t, TIFFTAG_YCBCRSUBSAMPLING, 2, 2);
         TIFFSetField(t, TIFFTAG_JPEGQUALITY, o->jpeg_quality);
         TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
+        /* tiles are complete JPEG streams written raw (jpeg_tile): no shared tables */
+        TIFFSetField(t, TIFFTAG_JPEGTABLESMODE, 0);
     } else {
         TIFFSetField(t, TIFFTAG_COMPRESSION,
                      codec == SLIDE_WRITER_LZW ? COMPRESSION_LZW : COMPRESSION_ADOBE_DEFLATE);
@@ -204,10 +270,13 @@ static enum wv_status write_level(struct wctx *c, int level, double ds, int64_t 
     int batch = n_threads * TILES_PER_THREAD;
     if (batch > n_tiles) batch = (int)n_tiles;
     const size_t tile_bytes = (size_t)tp * tp * spp;
+    const int jpeg = o->codec == SLIDE_WRITER_JPEG;
     uint8_t *buf = wv_malloc(tile_bytes * batch, "tile batch");
     enum wv_status *sts = wv_calloc(batch, sizeof *sts, "tile status");
+    unsigned char **enc = jpeg ? wv_calloc(batch, sizeof *enc, "encoded tiles") : NULL;
+    unsigned long *enc_n = jpeg ? wv_calloc(batch, sizeof *enc_n, "encoded sizes") : NULL;
     enum wv_status st = WV_OK;
-    if (!buf || !sts) {
+    if (!buf || !sts || (jpeg && (!enc || !enc_n))) {
         st = WV_ENOMEM;
         goto done;
     }
@@ -217,26 +286,29 @@ static enum wv_status write_level(struct wctx *c, int level, double ds, int64_t 
         for (int i = 0; i < n; i++) {
             int64_t ti = first + i;
             int64_t tx = ti % tiles_x, ty = ti / tiles_x;
-            sts[i] = o->tile_fn(o->ctx, level, ds, tx * tp, ty * tp, tp, tp,
-                                buf + (size_t)i * tile_bytes);
+            uint8_t *tb = buf + (size_t)i * tile_bytes;
+            sts[i] = o->tile_fn(o->ctx, level, ds, tx * tp, ty * tp, tp, tp, tb);
+            if (!sts[i] && jpeg) sts[i] = jpeg_tile(tb, tp, o->jpeg_quality, &enc[i], &enc_n[i]);
         }
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n && !st; i++) {
             int64_t ti = first + i;
             if (sts[i]) {
-                st = error_set(sts[i], "%s: rendering tile (%lld, %lld) of level %d failed: %s",
-                               c->path, (long long)(ti % tiles_x), (long long)(ti / tiles_x),
-                               level, wv_status_name(sts[i]));
-                break;
-            }
-            if (TIFFWriteEncodedTile(c->t, (uint32_t)ti, buf + (size_t)i * tile_bytes,
-                                     (tmsize_t)tile_bytes) < 0) {
+                st = error_set(sts[i], "%s: %s tile (%lld, %lld) of level %d failed: %s", c->path,
+                               jpeg ? "rendering or JPEG-encoding" : "rendering",
+                               (long long)(ti % tiles_x), (long long)(ti / tiles_x), level,
+                               wv_status_name(sts[i]));
+            } else if (jpeg ? TIFFWriteRawTile(c->t, (uint32_t)ti, enc[i], (tmsize_t)enc_n[i]) < 0
+                            : TIFFWriteEncodedTile(c->t, (uint32_t)ti, buf + (size_t)i * tile_bytes,
+                                                   (tmsize_t)tile_bytes) < 0) {
                 st = tiff_fail(c, "cannot write tile");
-                break;
             }
         }
+        for (int i = 0; jpeg && i < n; i++) free(enc[i]), enc[i] = NULL;
     }
     if (!st && !TIFFWriteDirectory(c->t)) st = tiff_fail(c, "cannot write directory");
 done:
+    free(enc);
+    free(enc_n);
     free(sts);
     free(buf);
     return st;
