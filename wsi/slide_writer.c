@@ -206,7 +206,7 @@ static void set_pixel_tags(TIFF *t, const struct slide_writer_opts *o, int64_t w
         TIFFSetField(t, TIFFTAG_JPEGQUALITY, o->jpeg_quality);
         TIFFSetField(t, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
         /* tiles are complete JPEG streams written raw (jpeg_tile): no shared tables */
-        TIFFSetField(t, TIFFTAG_JPEGTABLESMODE, 0);
+        if (!o->jpeg_by_libtiff) TIFFSetField(t, TIFFTAG_JPEGTABLESMODE, 0);
     } else {
         TIFFSetField(t, TIFFTAG_COMPRESSION,
                      codec == SLIDE_WRITER_LZW ? COMPRESSION_LZW : COMPRESSION_ADOBE_DEFLATE);
@@ -270,7 +270,7 @@ static enum wv_status write_level(struct wctx *c, int level, double ds, int64_t 
     int batch = n_threads * TILES_PER_THREAD;
     if (batch > n_tiles) batch = (int)n_tiles;
     const size_t tile_bytes = (size_t)tp * tp * spp;
-    const int jpeg = o->codec == SLIDE_WRITER_JPEG;
+    const int jpeg = o->codec == SLIDE_WRITER_JPEG && !o->jpeg_by_libtiff;
     uint8_t *buf = wv_malloc(tile_bytes * batch, "tile batch");
     enum wv_status *sts = wv_calloc(batch, sizeof *sts, "tile status");
     unsigned char **enc = jpeg ? wv_calloc(batch, sizeof *enc, "encoded tiles") : NULL;

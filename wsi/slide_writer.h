@@ -78,6 +78,9 @@ struct slide_writer_opts {
     int bigtiff;                 /* 1 BigTIFF, 0 classic, -1 auto (BigTIFF when the raw level-0
                                     bytes exceed 2 GiB, far below where classic offsets overflow) */
     int n_threads;               /* tiles rendered in parallel; <= 0: OpenMP's default */
+    int jpeg_by_libtiff;         /* 1: JPEG tiles through libtiff's encoder on the writing thread
+                                    (the reference test_synth holds the default to); 0 (default):
+                                    libjpeg on the rendering threads, written raw */
     slide_writer_tile_fn tile_fn;
     slide_writer_assoc_fn assoc_fn; /* aperio only; NULL: no label/macro */
     void *ctx;                      /* passed to tile_fn and assoc_fn */
