@@ -159,26 +159,30 @@ static inline __mmask16 tail_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : 
 /* Elements per OpenMP chunk: fixed, so the split never depends on the thread count. */
 #define EW_CHUNK 16384
 
-AVX512 static void gelu_avx512(const float *x, float *y, size_t n)
-{
-    long nc = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
-#pragma omp parallel for schedule(static) if (nc > 1)
-    for (long c = 0; c < nc; c++) {
-        size_t i0 = (size_t)c * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
-        for (size_t i = i0; i < i1; i += 16) {
-            __mmask16 m = tail_mask((int)(i1 - i < 16 ? i1 - i : 16));
-            _mm512_mask_storeu_ps(y + i, m, v_gelu(_mm512_maskz_loadu_ps(m, x + i)));
-        }
+/* An activation over n values: the parallel map in fixed chunks (name##_avx512) and the
+ * single-thread map in place (name##_rows_avx512), for v_gelu and v_silu. */
+#define EW_ACTIVATION(name, vfn)                                                              \
+    AVX512 static void name##_avx512(const float *x, float *y, size_t n)                      \
+    {                                                                                         \
+        long nc = (long)((n + EW_CHUNK - 1) / EW_CHUNK);                                      \
+        _Pragma("omp parallel for schedule(static) if (nc > 1)")                              \
+        for (long c = 0; c < nc; c++) {                                                       \
+            size_t i0 = (size_t)c * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;     \
+            for (size_t i = i0; i < i1; i += 16) {                                            \
+                __mmask16 m = tail_mask((int)(i1 - i < 16 ? i1 - i : 16));                    \
+                _mm512_mask_storeu_ps(y + i, m, vfn(_mm512_maskz_loadu_ps(m, x + i)));        \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+    AVX512 static void name##_rows_avx512(float *x, size_t n)                                 \
+    {                                                                                         \
+        for (size_t i = 0; i < n; i += 16) {                                                  \
+            __mmask16 m = tail_mask((int)(n - i < 16 ? n - i : 16));                          \
+            _mm512_mask_storeu_ps(x + i, m, vfn(_mm512_maskz_loadu_ps(m, x + i)));            \
+        }                                                                                     \
     }
-}
-
-AVX512 static void gelu_rows_avx512(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = tail_mask((int)(n - i < 16 ? n - i : 16));
-        _mm512_mask_storeu_ps(x + i, m, v_gelu(_mm512_maskz_loadu_ps(m, x + i)));
-    }
-}
+EW_ACTIVATION(gelu, v_gelu)
+EW_ACTIVATION(silu, v_silu)
 
 void ops_gelu_rows(float *x, size_t n)
 {
@@ -190,27 +194,6 @@ void gelu_cpu_fast(const float *x, float *y, size_t n)
 {
     if (ops_have_avx512()) gelu_avx512(x, y, n);
     else gelu_cpu(x, y, n);
-}
-
-AVX512 static void silu_avx512(const float *x, float *y, size_t n)
-{
-    long nc = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
-#pragma omp parallel for schedule(static) if (nc > 1)
-    for (long c = 0; c < nc; c++) {
-        size_t i0 = (size_t)c * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
-        for (size_t i = i0; i < i1; i += 16) {
-            __mmask16 m = tail_mask((int)(i1 - i < 16 ? i1 - i : 16));
-            _mm512_mask_storeu_ps(y + i, m, v_silu(_mm512_maskz_loadu_ps(m, x + i)));
-        }
-    }
-}
-
-AVX512 static void silu_rows_avx512(float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 m = tail_mask((int)(n - i < 16 ? n - i : 16));
-        _mm512_mask_storeu_ps(x + i, m, v_silu(_mm512_maskz_loadu_ps(m, x + i)));
-    }
 }
 
 void ops_silu_rows(float *x, size_t n)
