@@ -446,14 +446,20 @@ done:
     return WV_OK;
 }
 
-static enum wv_status check_writer(struct h5store *h, const char *what)
+/* A handle fit for `what`: an open writer (writer = 1) or a reader (0), with no error pending. */
+static enum wv_status check_handle(struct h5store *h, const char *what, int writer)
 {
     quiet();
     if (!h) return error_set(WV_EINVAL, "%s: no handle", what);
     if (h->err) return error_set(h->err, "%s", h->errmsg ? h->errmsg : "h5store failed");
-    if (!h->writer || h->committed)
+    if (writer && (!h->writer || h->committed))
         return error_set(WV_EINVAL, "%s: handle is not an open writer", what);
+    if (!writer && h->writer) return error_set(WV_EINVAL, "%s: handle is a writer", what);
     return WV_OK;
+}
+static enum wv_status check_writer(struct h5store *h, const char *what)
+{
+    return check_handle(h, what, 1);
 }
 
 enum wv_status h5store_write_heatmap(struct h5store *h, const float *heatmap,
@@ -493,25 +499,37 @@ done:
     return st;
 }
 
+/* Rows [start, start + n) of `cols` elements of a dataset (rank 1 or 2), written from or read
+ * into buf in memory type mtype. */
+static enum wv_status rows_io(struct h5store *h, hid_t ds, const char *what, int rank, size_t start,
+                              size_t n, hsize_t cols, hid_t mtype, int write, void *buf)
+{
+    enum wv_status st = WV_OK;
+    hid_t fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
+    hsize_t s[2] = {(hsize_t)start, 0}, c[2] = {(hsize_t)n, cols};
+    fsp = H5Dget_space(ds);
+    H5_TRY(fsp, what);
+    H5_TRY(H5Sselect_hyperslab(fsp, H5S_SELECT_SET, s, NULL, c, NULL), what);
+    msp = H5Screate_simple(rank, c, NULL);
+    H5_TRY(msp, what);
+    if (write) H5_TRY(H5Dwrite(ds, mtype, msp, fsp, H5P_DEFAULT, buf), what);
+    else H5_TRY(H5Dread(ds, mtype, msp, fsp, H5P_DEFAULT, buf), what);
+done:
+    if (msp >= 0) H5Sclose(msp);
+    if (fsp >= 0) H5Sclose(fsp);
+    return st;
+}
+
 /* Append n rows of `cols` elements to an extendible dataset. */
 static enum wv_status append_rows(struct h5store *h, hid_t ds, const char *what, int rank,
                                   size_t old_n, size_t n, hsize_t cols, hid_t mtype,
                                   const void *data)
 {
     enum wv_status st = WV_OK;
-    hid_t fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
     hsize_t newd[2] = {(hsize_t)(old_n + n), cols};
-    hsize_t start[2] = {(hsize_t)old_n, 0}, count[2] = {(hsize_t)n, cols};
     H5_TRY(H5Dset_extent(ds, newd), what);
-    fsp = H5Dget_space(ds);
-    H5_TRY(fsp, what);
-    H5_TRY(H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL), what);
-    msp = H5Screate_simple(rank, count, NULL);
-    H5_TRY(msp, what);
-    H5_TRY(H5Dwrite(ds, mtype, msp, fsp, H5P_DEFAULT, data), what);
+    st = rows_io(h, ds, what, rank, old_n, n, cols, mtype, 1, (void *)data);
 done:
-    if (msp >= 0) H5Sclose(msp);
-    if (fsp >= 0) H5Sclose(fsp);
     return st;
 }
 
@@ -736,11 +754,7 @@ done:
 
 static enum wv_status check_reader(struct h5store *h, const char *what)
 {
-    quiet();
-    if (!h) return error_set(WV_EINVAL, "%s: no handle", what);
-    if (h->err) return error_set(h->err, "%s", h->errmsg ? h->errmsg : "h5store failed");
-    if (h->writer) return error_set(WV_EINVAL, "%s: handle is a writer", what);
-    return WV_OK;
+    return check_handle(h, what, 0);
 }
 
 enum wv_status h5store_read_info(struct h5store *h, struct h5store_info *info)
@@ -803,23 +817,12 @@ static enum wv_status read_rows(struct h5store *h, hid_t ds, const char *what, i
                                 void *out)
 {
     enum wv_status st = check_reader(h, what);
-    hid_t fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
     if (st) return st;
     if (start > total || n > total - start)
         return error_set(WV_EINVAL, "%s: rows [%zu, %zu) outside [0, %zu)", what, start,
                          start + n, total);
     if (n == 0) return WV_OK;
-    hsize_t s[2] = {(hsize_t)start, 0}, c[2] = {(hsize_t)n, cols};
-    fsp = H5Dget_space(ds);
-    H5_TRY(fsp, what);
-    H5_TRY(H5Sselect_hyperslab(fsp, H5S_SELECT_SET, s, NULL, c, NULL), what);
-    msp = H5Screate_simple(rank, c, NULL);
-    H5_TRY(msp, what);
-    H5_TRY(H5Dread(ds, mtype, msp, fsp, H5P_DEFAULT, out), what);
-done:
-    if (msp >= 0) H5Sclose(msp);
-    if (fsp >= 0) H5Sclose(fsp);
-    return st;
+    return rows_io(h, ds, what, rank, start, n, cols, mtype, 0, out);
 }
 
 enum wv_status h5store_read_heatmap(struct h5store *h, float *out)
