@@ -154,9 +154,7 @@ def check_final(out, good, bad, tag):
 
 def mode_faults():
     d = fresh("faults")
-    # enough work that 6 kills at 0.3-1.6 s land on a live run on a fast machine too (8 slides of
-    # 3000×2000 were done after ~6 trials, and later runs finished before the kill)
-    a = cohort(d, 12, size="4000,3000")
+    a = cohort(d, 8, size="3000,2000")
     good = good_ids(a)
     for b in BAD:
         shutil.copy(os.path.join(FIXTURES, b), a)
@@ -167,7 +165,7 @@ def mode_faults():
     print("seed", os.environ.get("WV_BATCH_SEED", "12345"))
     # trials go on until 6 kills hit a live run (at most 14 tries): a fast machine may finish
     # the cohort before a late kill
-    kills, t = 0, -1
+    kills, t, added = 0, -1, 0
     while kills < 6 and t < 13:
         t += 1
         p = subprocess.Popen([BIN, "batch", a, "--model", m, "--out", out, "--jobs", "2", *FAST],
@@ -186,11 +184,25 @@ def mode_faults():
         n_done = sum(1 for r in rows(out) if r[3] == "done") if os.path.exists(
             os.path.join(out, "results.sqlite")) else 0
         print(f"  trial {t}: killed after {delay:.2f} s (alive {alive}); rows done so far {n_done}")
+        if not alive and kills < 6:
+            # a fast machine finished the cohort before the kill: give the next trials more work
+            # (4, 8, 16, 32 more slides under new names), so 6 kills land on a live run anywhere
+            more = min(4 << added, 32)
+            added += 1
+            e = os.path.join(d, f"extra{t}")
+            r = run(["synth", e, "--slides", str(more), "--seed", str(100 + t), "--size",
+                     "3000,2000", "--quiet", "--threads", "2"], timeout=600)
+            assert r.returncode == 0, r.stderr
+            for n in os.listdir(e):
+                if n.endswith(".tif"):
+                    shutil.copy(os.path.join(e, n), os.path.join(a, f"x{t}_{n}"))
+            print(f"  trial {t}: the batch had finished; {more} slides added")
         ls = os.listdir(out) if os.path.isdir(out) else []
         for n in ls:
             if n.endswith(".h5"):
                 check(h5_valid(os.path.join(out, n)), f"trial {t}: {n} under its final name is complete")
     check(kills >= 5, f"at least 5 kill -9 trials hit a running batch ({kills})")
+    good = [g for g in good_ids(a) if g not in bad]  # with the slides added on the way
     r = run(["batch", a, "--model", m, "--out", out, "--jobs", "2", *FAST])
     check(r.returncode == 1, "final run: exit 1 (bad fixtures failed)")
     check("failed slides:" in r.stdout, "final run: summary lists the failed slides")
