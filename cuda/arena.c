@@ -38,13 +38,20 @@ int vc_rows_per_band(size_t band, int W)
 
 size_t vc_carry_group(size_t n_chunks) { return n_chunks >= 1024 ? 64 : 1; }
 
+size_t vc_tile_carry_group(size_t n_chunks)
+{
+    if (n_chunks < 1024) return 1;
+    size_t g = 64;
+    while (g * g < n_chunks) g++; /* ⌈√n⌉: at most a few thousand steps, once per launch plan */
+    return g;
+}
+
 /* (s, h) fp32 pairs per chunk and lane, then (16-byte aligned) the fp64 pairs per group of the
  * two-level carry (cuda/ss2d.cu, ss2d_carry) */
-static size_t carry_ws_bytes(size_t n_chunks, size_t n_seq)
+static size_t carry_ws_bytes(size_t n_chunks, size_t n_seq, size_t G)
 {
     if (n_chunks <= 1) return 0;
     size_t bytes = n_chunks * n_seq * 2 * sizeof(float);
-    const size_t G = vc_carry_group(n_chunks);
     if (G > 1) bytes += 16 + (n_chunks + G - 1) / G * n_seq * 2 * sizeof(double);
     return bytes;
 }
@@ -52,7 +59,8 @@ static size_t carry_ws_bytes(size_t n_chunks, size_t n_seq)
 size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk)
 {
     size_t L = (size_t)H * W, n_chunks = chunk > 0 ? (L + chunk - 1) / chunk : 1;
-    return carry_ws_bytes(n_chunks, (size_t)B * 4 /* directions */ * (size_t)N * Dn);
+    return carry_ws_bytes(n_chunks, (size_t)B * 4 /* directions */ * (size_t)N * Dn,
+                          vc_carry_group(n_chunks));
 }
 
 int vc_scan_tile(const struct vc_model *m, int i, int H, int W)
@@ -70,7 +78,8 @@ size_t vc_ss2d_tile_ws_bytes(int B, int H, int W, int Dg, int T)
     const size_t ntx = ((size_t)W + T - 1) / T, nty = ((size_t)H + T - 1) / T;
     if (ntx * nty <= 1) return 0; /* fused: the carry runs in the block */
     const size_t rows = (size_t)H * ntx, cols = (size_t)W * nty;
-    return carry_ws_bytes(rows > cols ? rows : cols, (size_t)B * 4 * Dg);
+    const size_t n_chunks = rows > cols ? rows : cols;
+    return carry_ws_bytes(n_chunks, (size_t)B * 4 * Dg, vc_tile_carry_group(n_chunks));
 }
 
 int vc_scan_tile_group(int B, int H, int W, int Dn, int T)

@@ -121,6 +121,11 @@ int vc_rows_per_band(size_t band, int W);
 int vc_scan_chunk(const struct vc_model *m, int B, size_t L, int Dn);
 /* Chunks per group of the two-level carry over n_chunks chunks (1: one level). */
 size_t vc_carry_group(size_t n_chunks);
+/* The same for the tiled SS2D: ⌈√n⌉ (at least 64) from 1,024 chunks. Its segments are short, so
+ * the chunks are many (197k at 10,000², 16 channels: 64 lanes), and with groups of 64 the pass
+ * across groups walked 3,086 of them in sequence per lane; √n balances the two sequential walks
+ * (445 each). */
+size_t vc_tile_carry_group(size_t n_chunks);
 /* Bytes of the SS2D chunk-carry workspace for B images of H×W (0 when one chunk covers one),
  * including the group level of the two-level carry (cuda/ss2d.cu, ss2d_carry). */
 size_t vc_ss2d_ws_bytes(int B, int H, int W, int Dn, int N, int chunk);

@@ -39,6 +39,7 @@
 #include "arena.h"
 #include "ops_cuda.cuh"
 #include "scan.cuh"
+#include "carry_hd.cuh"
 #include "ss2d_tile.cuh"
 
 #include "src/ss2d.h"
@@ -446,64 +447,28 @@ ss2d_fast_kernel(const TU *__restrict__ u, const TU *__restrict__ xdbl,
 
 /* Carry over chunks in two levels when there are many (10,000²: 24k chunks of 256 tokens, and
  * only 4·Dn = 384 lanes: the one-level carry walked 24k chunks in sequence per lane, 35 ms of a
- * 385 ms forward). Level 1: each (lane, group of G chunks) composes its chunks in fp64 —
- * (s, h) ∘ (s', h') = (s + s', exp(s')·h + h') — into gs; level 2: per lane, a sequential pass
- * over the groups gives each group's entering state; level 3: each (lane, group) walks its
- * chunks again writing the entering state of every chunk into ws (as scan_carry_kernel1 does).
- * Same fp64 arithmetic as the one-level carry up to association order. */
+ * 385 ms forward). The levels' items are in cuda/carry_hd.cuh (checked on the CPU for several
+ * group sizes by test_kernels_host). */
 __global__ void ss2d_carry_groups(const float *ws, double *gs, size_t n_seq, size_t n_chunks,
                                   size_t G, size_t n_groups)
 {
-    GRID_STRIDE_LOOP(i, n_seq * n_groups)
-    {
-        const size_t j = i % n_seq, g = i / n_seq;
-        const size_t c0 = g * G, c1 = c0 + G < n_chunks ? c0 + G : n_chunks;
-        double s = 0.0, h = 0.0;
-        for (size_t c = c0; c < c1; c++) {
-            const float *p = ws + (c * n_seq + j) * 2;
-            double sc = (double)p[0];
-            h = fma(exp(sc), h, (double)p[1]);
-            s += sc;
-        }
-        gs[(g * n_seq + j) * 2] = s;
-        gs[(g * n_seq + j) * 2 + 1] = h;
-    }
+    GRID_STRIDE_LOOP(i, n_seq * n_groups) carry_group_item(i, ws, gs, n_seq, n_chunks, G);
 }
 __global__ void ss2d_carry_across(double *gs, size_t n_seq, size_t n_groups)
 {
-    GRID_STRIDE_LOOP(j, n_seq)
-    {
-        double h = 0.0;
-        for (size_t g = 0; g < n_groups; g++) {
-            double *p = gs + (g * n_seq + j) * 2;
-            double a = exp(p[0]), hl = p[1];
-            p[1] = h; /* entering state of group g */
-            h = fma(a, h, hl);
-        }
-    }
+    GRID_STRIDE_LOOP(j, n_seq) carry_across_item(j, gs, n_seq, n_groups);
 }
 __global__ void ss2d_carry_within(float *ws, const double *gs, size_t n_seq, size_t n_chunks,
                                   size_t G, size_t n_groups)
 {
-    GRID_STRIDE_LOOP(i, n_seq * n_groups)
-    {
-        const size_t j = i % n_seq, g = i / n_seq;
-        const size_t c0 = g * G, c1 = c0 + G < n_chunks ? c0 + G : n_chunks;
-        double h = gs[(g * n_seq + j) * 2 + 1];
-        for (size_t c = c0; c < c1; c++) {
-            float *p = ws + (c * n_seq + j) * 2;
-            double a = exp((double)p[0]), hl = (double)p[1];
-            p[1] = (float)h;
-            h = fma(a, h, hl);
-        }
-    }
+    GRID_STRIDE_LOOP(i, n_seq * n_groups) carry_within_item(i, ws, gs, n_seq, n_chunks, G);
 }
 
-/* ws must hold vc_ss2d_ws_bytes(...) bytes; the group level needs ss2d_carry_extra_bytes more
- * right after them (cuda/arena.c adds it). */
-static void ss2d_carry(float *ws, size_t n_seq, size_t n_chunks, cudaStream_t stream)
+/* Chunks in groups of G (1: one level). ws holds the (s, h) pairs and, right after them, the
+ * group level: vc_ss2d_ws_bytes / vc_ss2d_tile_ws_bytes count both, with the same G
+ * (vc_carry_group for the chunked kernels, vc_tile_carry_group for the tiled ones). */
+static void ss2d_carry(float *ws, size_t n_seq, size_t n_chunks, size_t G, cudaStream_t stream)
 {
-    const size_t G = vc_carry_group(n_chunks);
     if (G <= 1) {
         scan_carry_kernel1<<<cuda_blocks(n_seq, 128), 128, 0, stream>>>(ws, NULL, n_seq, n_chunks);
         return;
@@ -533,7 +498,7 @@ static void ss2d_fast_launch(const TU *u, const TU *xdbl, const float *dt_w, con
             u, xdbl, dt_w, dt_b, A, Ds, y, B, H, W, Dn, R, Pp, chunk, n_chunks, 0, 0, w);
         if (cudaPeekAtLastError() == cudaSuccess) {
             if (hook) hook(hu, SS2D_PHASE_CARRY);
-            ss2d_carry(w, (size_t)B * SS2D_K * Dn, n_chunks, stream);
+            ss2d_carry(w, (size_t)B * SS2D_K * Dn, n_chunks, vc_carry_group(n_chunks), stream);
         }
     }
     dim3 g2(cblocks, dblocks, (unsigned)B);
@@ -671,7 +636,7 @@ static cudaError_t ss2d_tile_group(const ss2d_tile_args<__nv_bfloat16> &a, int T
     cudaError_t e = ss2d_tile_launch<VC_TILE_MAX, RMAX, 1>(a, s);
     if (e != cudaSuccess) return e;
     if (hook) hook(hu, SS2D_PHASE_CARRY);
-    ss2d_carry(a.ws, n_seq, n_chunks, s);
+    ss2d_carry(a.ws, n_seq, n_chunks, vc_tile_carry_group(n_chunks), s);
     if ((e = cudaPeekAtLastError()) != cudaSuccess) return e;
     if (hook) hook(hu, SS2D_PHASE_ROWS);
     return ss2d_tile_launch<VC_TILE_MAX, RMAX, 2>(a, s);

@@ -3,7 +3,9 @@
  * against the CPU ops: no device needed, so this runs on every build with CUDA (label gpu, never
  * skips). (1) The vectorised depthwise conv + SiLU (cuda/dwconv_vec.cuh), every thread index, vs
  * dwconv3_cpu. (2) The fused first stem conv + LayerNorm + GELU (cuda/stem_fused.cuh) vs
- * conv3s2_cpu and a float64 LayerNorm + GELU, whole images and a row band. (3) The tiled SS2D (cuda/ss2d_tile.cuh) run on the CPU, block by block and
+ * conv3s2_cpu and a float64 LayerNorm + GELU, whole images and a row band. (3) The two-level
+ * chunk carry (cuda/carry_hd.cuh) against the one-level carry, several group sizes. (4) The tiled
+ * SS2D (cuda/ss2d_tile.cuh) run on the CPU, block by block and
  * phase by phase, against the CPU reference ss2d_scan_merge_cpu. No device needed: the kernel's
  * phases are __host__ __device__ functions and this file's executor runs each phase for every
  * thread of a block in turn (the GPU synchronises the block between phases; with no other
@@ -25,6 +27,7 @@
 
 #include <vector>
 
+#include "cuda/carry_hd.cuh"
 #include "cuda/dwconv_vec.cuh"
 #include "cuda/ss2d_tile.cuh"
 #include "cuda/stem_fused.cuh"
@@ -86,6 +89,37 @@ static void host_carry(float *ws, size_t n_seq, size_t n_chunks)
             p[1] = (float)h;
             h = a * h + hl;
         }
+    }
+}
+
+/* The two-level carry (ss2d_carry's three launches, every item in turn) against host_carry, for
+ * the group sizes of both plans and some others. */
+static void check_carry(size_t n_seq, size_t n_chunks)
+{
+    std::vector<float> ws(n_chunks * n_seq * 2);
+    for (size_t q = 0; q < n_chunks * n_seq; q++) {
+        ws[2 * q] = -2.0f * (frand() + 1.0f) * (q % 7 == 0 ? 0.001f : 1.0f); /* slow and fast decay */
+        ws[2 * q + 1] = frand() * 3.0f;
+    }
+    std::vector<float> ref(ws);
+    host_carry(ref.data(), n_seq, n_chunks);
+    const size_t Gs[] = {2, 7, 64, vc_carry_group(n_chunks), vc_tile_carry_group(n_chunks), n_chunks};
+    for (size_t G : Gs) {
+        if (G < 2) continue;
+        std::vector<float> w(ws);
+        const size_t n_groups = (n_chunks + G - 1) / G;
+        std::vector<double> gs(n_groups * n_seq * 2);
+        for (size_t i = 0; i < n_seq * n_groups; i++) carry_group_item(i, w.data(), gs.data(), n_seq, n_chunks, G);
+        for (size_t j = 0; j < n_seq; j++) carry_across_item(j, gs.data(), n_seq, n_groups);
+        for (size_t i = 0; i < n_seq * n_groups; i++) carry_within_item(i, w.data(), gs.data(), n_seq, n_chunks, G);
+        double err = 0.0, scale = 0.0;
+        for (size_t q = 0; q < w.size(); q++) {
+            err = fmax(err, fabs((double)w[q] - ref[q]));
+            scale = fmax(scale, fabs((double)ref[q]));
+        }
+        printf("carry %zu lanes × %zu chunks, groups of %zu: max |diff| %.3g of %.3g\n", n_seq, n_chunks,
+               G, err, scale);
+        CHECK_MSG(err <= 1e-5 * scale, "groups of %zu: %g", G, err);
     }
 }
 
@@ -263,6 +297,11 @@ int main(void)
     check_stem(1, 40, 22, 3, 64, 7, 13); /* a row band (input from row 13) */
     check_stem(3, 2, 1, 3, 8, 0, 1);     /* 1 output row and column */
     check_stem(1, 17, 17, 5, 12, 2, 9);
+    check_carry(3, 5000);
+    check_carry(5, 1024);
+    check_carry(2, 197);
+    CHECK(vc_tile_carry_group(1023) == 1 && vc_tile_carry_group(1024) == 64 &&
+          vc_tile_carry_group(197500) == 445 && vc_tile_carry_group(4097) == 65);
     check_dwconv<__nv_bfloat16>(3, 5, 7, 24, 1, "bf16");
     check_dwconv<__nv_bfloat16>(1, 1, 1, 8, 1, "bf16");
     check_dwconv<__nv_bfloat16>(2, 1, 9, 16, 0, "bf16");
