@@ -87,6 +87,13 @@ template <int T, typename TU> struct tl_smem {
     static TL_HD float2 *sums(unsigned char *s) { return reinterpret_cast<float2 *>(s + u_bytes); }
 };
 
+/* T = 32, bf16, pass 2 / fused: 33,792 + 67,584 = 101,376 bytes — exactly the 99 KB a block may
+ * opt into on sm_86 / sm_89 (sm_80: 163 KB, sm_90: 227 KB), the smallest of the architectures
+ * built (CMAKE_CUDA_ARCHITECTURES 80 86 89 90). A wider tile or more channels per block would
+ * not launch there. */
+static_assert(tl_smem<32, __nv_bfloat16>::bytes(2) <= 101376,
+              "tiled SS2D: shared memory over sm_86/sm_89's 99 KB per block");
+
 /* Per-thread state that lives across phases: the entering state of each direction's segment. */
 struct ss2d_tile_thread {
     float hin[SS2D_K];
