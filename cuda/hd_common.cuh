@@ -30,7 +30,7 @@ TL_HD float tl_bits_float(uint32_t b)
     return f;
 #endif
 }
-/* Hardware exp/log on the GPU, as the chunked fast kernel (ss2d.cu, ss2d_softplus<true>). */
+/* Hardware exp/log on the GPU (the fast path's softplus and decay, ss2d.cu and ss2d_tile.cuh). */
 TL_HD float tl_exp(float x)
 {
 #ifdef __CUDA_ARCH__

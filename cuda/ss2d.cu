@@ -64,14 +64,11 @@
  * instructions a step fewer; relative error ~1e-6, far below the bf16 rounding of u. */
 template <bool FAST> __device__ __forceinline__ float ss2d_softplus(float x)
 {
-    if (!FAST) return softplus_dev(x);
-    if (x > 20.0f) return x;
-    float e = __expf(x);
-    return x < -12.0f ? e : __logf(1.0f + e);
+    return FAST ? tl_softplus(x) : softplus_dev(x); /* tl_*: cuda/hd_common.cuh */
 }
 template <bool FAST> __device__ __forceinline__ float ss2d_decay(float x)
 {
-    return FAST ? __expf(x) : scan_exp(x);
+    return FAST ? tl_exp(x) : scan_exp(x);
 }
 
 __device__ __forceinline__ float ldu(const float *p) { return *p; }
@@ -272,32 +269,8 @@ extern "C" enum wv_status ss2d_scan_merge_batch_cuda(const void *u, enum wv_dtyp
  * output is (B, C, dt_low, zero padding) with a pitch that is a multiple of 8 (vc_xdbl_pitch),
  * read with Pp/8 16-byte loads (the same for all 32 lanes: a broadcast), and dt_w[k, d, ·] sits
  * in registers for the whole chunk: per step Pp/8 + 1 loads and R FMAs. d_state is 1 (every v2
- * model), so B and C are at fixed places. */
-template <typename TU> struct ss2d_vec;
-template <> struct ss2d_vec<__nv_bfloat16> {
-    static __device__ __forceinline__ void unpack(uint4 v, float *o)
-    {
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            o[2 * i] = __uint_as_float(w[i] << 16);
-            o[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-        }
-    }
-};
-template <> struct ss2d_vec<__half> {
-    static __device__ __forceinline__ void unpack(uint4 v, float *o)
-    {
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            __half2 h2 = *reinterpret_cast<const __half2 *>(&w[i]);
-            float2 f = __half22float2(h2);
-            o[2 * i] = f.x;
-            o[2 * i + 1] = f.y;
-        }
-    }
-};
+ * model), so B and C are at fixed places. A row's 16-byte pieces are unpacked by tl_unpack
+ * (cuda/hd_common.cuh, shared with the tiled path). */
 
 /* CPT consecutive channels per thread (template; the default is 1, see ss2d_fast_dispatch):
  * with CPT 4 one 8-byte u load and one 16-byte y access per step serve 4 channels, the x_proj
@@ -305,11 +278,6 @@ template <> struct ss2d_vec<__half> {
  * walk is latency-bound (~0.7-0.9 TB/s effective at 10,000²). Measured, the register cost
  * (CPT·RMAX dt_proj weights per thread) lowered occupancy by as much as it gained. Block: 32
  * lanes × SS2D_CPB chunks. */
-__device__ __forceinline__ float u16f(uint32_t b, const __nv_bfloat16 *) { return __uint_as_float(b << 16); }
-__device__ __forceinline__ float u16f(uint32_t b, const __half *)
-{
-    return __half2float(__ushort_as_half((unsigned short)b));
-}
 template <typename TU, int CPT> struct ss2d_io;
 template <typename TU> struct ss2d_io<TU, 1> {
     static __device__ __forceinline__ void ldu(const TU *p, float *o) { o[0] = ::ldu(p); }
@@ -320,7 +288,7 @@ template <typename TU> struct ss2d_io<TU, 2> {
     static __device__ __forceinline__ void ldu(const TU *p, float *o)
     {
         uint32_t w = *reinterpret_cast<const uint32_t *>(p);
-        o[0] = u16f(w & 0xffffu, p), o[1] = u16f(w >> 16, p);
+        o[0] = tl_cvt<TU>::f(w & 0xffffu), o[1] = tl_cvt<TU>::f(w >> 16);
     }
     static __device__ __forceinline__ void ldy(const float *p, float *o)
     {
@@ -336,8 +304,8 @@ template <typename TU> struct ss2d_io<TU, 4> {
     static __device__ __forceinline__ void ldu(const TU *p, float *o)
     {
         uint2 w = *reinterpret_cast<const uint2 *>(p);
-        o[0] = u16f(w.x & 0xffffu, p), o[1] = u16f(w.x >> 16, p);
-        o[2] = u16f(w.y & 0xffffu, p), o[3] = u16f(w.y >> 16, p);
+        o[0] = tl_cvt<TU>::f(w.x & 0xffffu), o[1] = tl_cvt<TU>::f(w.x >> 16);
+        o[2] = tl_cvt<TU>::f(w.y & 0xffffu), o[3] = tl_cvt<TU>::f(w.y >> 16);
     }
     static __device__ __forceinline__ void ldy(const float *p, float *o)
     {
@@ -415,7 +383,7 @@ ss2d_fast_kernel(const TU *__restrict__ u, const TU *__restrict__ xdbl,
         }
         float xv[JMAX * 8];
 #pragma unroll
-        for (int j = 0; j < JMAX; j++) ss2d_vec<TU>::unpack(cv[j], xv + 8 * j);
+        for (int j = 0; j < JMAX; j++) tl_unpack<TU>(cv[j], xv + 8 * j);
         float out[CPT];
 #pragma unroll
         for (int q = 0; q < CPT; q++) {

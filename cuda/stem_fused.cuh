@@ -23,11 +23,6 @@
 /* Largest stem_mid this kernel takes (VMamba-T/S 48, -B 64). */
 #define STEM_FUSED_CMAX 64
 
-TL_HD float tl_erf(float x)
-{
-    return erff(x); /* libdevice's on the GPU, libm's on the host */
-}
-
 /* Thread `idx` of npix = nimg · m_rows · W1 output pixels: output rows [m_row0, m_row0 + m_rows)
  * of nimg images (W1 = ⌈W/2⌉). x: rows from x_row0 of image 0, images x_img floats apart,
  * (·, W, Cin) fp32. wt: (9·Cin, Cm) fp32, row k = (ky·3 + kx)·Cin + ci. mid: (npix, Cm) fp32.
@@ -82,7 +77,7 @@ TL_HD void stem_conv1_ln_gelu_thread(unsigned idx, const float *x, int x_row0, s
         TL_UNROLL
         for (int j = 0; j < 4; j++) {
             const float tt = (acc[c4 + j] - mean) * rstd * gamma[c4 + j] + beta[c4 + j];
-            o[j] = 0.5f * tt * (1.0f + tl_erf(tt * 0.70710678118654752f));
+            o[j] = 0.5f * tt * (1.0f + erff(tt * 0.70710678118654752f));
         }
         *reinterpret_cast<float4 *>(out + c4) = make_float4(o[0], o[1], o[2], o[3]);
     }
